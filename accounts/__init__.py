@@ -1,0 +1,1 @@
+"""Accounts: instructors, players and join codes. For now, sign in and sign out."""
