@@ -240,6 +240,7 @@ def _tit_for_tat(state: GameState, country: str) -> bool:
 
 
 def _negotiate(state: GameState, chief: Member, brain: BotBrain) -> list[c.Command]:
+    """Answer the newest proposal by another chief once: accept it, or counter it."""
     scenario = state.scenario
     country = scenario.country(chief.country)
     own: Proposal | None = max(
@@ -247,33 +248,29 @@ def _negotiate(state: GameState, chief: Member, brain: BotBrain) -> list[c.Comma
         key=lambda p: p.proposal_id,
         default=None,
     )
-    others = sorted(
-        (p for p in state.proposals.values() if p.by != chief.key), key=lambda p: p.proposal_id
+    newest: Proposal | None = max(
+        (p for p in state.proposals.values() if p.by != chief.key),
+        key=lambda p: p.proposal_id,
+        default=None,
     )
     playable = brain.candidates.size > 0
-    aspiration = brain.aspiration(country, own.values if own else None) if playable else None
-
-    best_acceptable: tuple[float, Proposal, dict[str, int]] | None = None
-    for proposal in others:
-        payments = _payments_to_accept(state, chief, country, proposal.values, aspiration, brain)
-        if payments is None:
-            continue
-        value = scenario.utility_of(chief, proposal.values)
-        if best_acceptable is None or value > best_acceptable[0] + LEVEL_TOLERANCE:
-            best_acceptable = (value, proposal, payments)
-    if best_acceptable is not None:
-        _, proposal, payments = best_acceptable
-        # The same text may be on the table twice; every bot backs its earliest tabling.
-        earliest = min(
-            p.proposal_id for p in state.proposals.values() if p.values == proposal.values
-        )
-        if state.acceptances.get(chief.key) == earliest:
+    if newest is None:
+        if own is not None:
             return []
-        return [*_set_offers(state, chief, payments), c.Accept(chief.key, earliest)]
-
-    latest_other = others[-1].proposal_id if others else None
-    if own is not None and (latest_other is None or latest_other < own.proposal_id):
+        opening = brain.offer_for(country, None) if playable else brain.fallback_offers[country.key]
+        return [] if opening is None else [c.Propose(chief.key, opening)]
+    accepted = state.proposals.get(state.acceptances.get(chief.key, 0))
+    answered = (own is not None and own.proposal_id > newest.proposal_id) or (
+        accepted is not None and accepted.values == newest.values
+    )
+    if answered:
         return []
+    aspiration = brain.aspiration(country, own.values if own else None) if playable else None
+    payments = _payments_to_accept(state, chief, country, newest.values, aspiration, brain)
+    if payments is not None:
+        # The same text may be on the table twice; accept its earliest tabling.
+        earliest = min(p.proposal_id for p in state.proposals.values() if p.values == newest.values)
+        return [*_set_offers(state, chief, payments), c.Accept(chief.key, earliest)]
     if playable:
         offer = brain.offer_for(country, own.values if own else None)
     else:
@@ -281,11 +278,11 @@ def _negotiate(state: GameState, chief: Member, brain: BotBrain) -> list[c.Comma
         if fallback is None or (own is not None and own.values == fallback):
             return []
         offer = fallback
-    # Answered with a counter it cannot accept, a bot at the Nash point re-tables it: its offer
-    # stands, and the turn passes back to the other side, whose concessions end there too.
+    # A bot at the Nash point that is countered re-tables it: its offer stands, and the turn
+    # passes to the others, whose concessions end there too.
     return [
         *_set_offers(state, chief, {}),
-        c.Propose(chief.key, offer, replies_to=latest_other),
+        c.Propose(chief.key, offer, replies_to=newest.proposal_id),
     ]
 
 

@@ -28,6 +28,8 @@ class TakeSeat(Command):
     seat: str
     player: str
     bot: bool = False
+    #: The display name the others see (at most 40 characters).
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ class SeatTaken(Event):
     seat: str
     player: str
     bot: bool = False
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,8 @@ class StrawPollClosed(Event):
     yes_weight: float
     total_weight: float
     quota_met: bool
+    #: The quota is met and every veto player answered yes: the country would ratify.
+    would_ratify: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +320,12 @@ def _point(value: Any) -> Point:
 
 def event_from_dict(payload: Mapping[str, Any]) -> Event:
     """Rebuild an event from ``event_to_dict`` output. Raises ``EventDecodeError``."""
-    data = dict(payload)
+    try:
+        data = dict(payload)
+    except (TypeError, ValueError):
+        raise EventDecodeError(
+            f"an event payload is a mapping, not {type(payload).__name__}"
+        ) from None
     kind = data.pop("type", None)
     cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
@@ -333,5 +341,5 @@ def event_from_dict(payload: Mapping[str, Any]) -> Event:
         if cls is InvoluntaryDefection:
             data["countries"] = tuple(data["countries"])
         return cls(**data)
-    except (TypeError, KeyError, ValueError) as error:
+    except (TypeError, KeyError, ValueError, ArithmeticError) as error:
         raise EventDecodeError(f"bad {kind} payload: {error}") from None

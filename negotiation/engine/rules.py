@@ -43,7 +43,10 @@ from negotiation.engine.state import (
 
 MAX_TEXT = 2000
 MAX_PLAYER_ID = 200
+MAX_DISPLAY_NAME = 40
 MAX_EXTENSION = 86_400
+#: Seconds by which a timer's deadline may differ from the state's and still be current.
+DEADLINE_TOLERANCE = 1e-6
 
 TABLE = "table"
 CAUCUS_PREFIX = "caucus:"
@@ -113,7 +116,7 @@ def _with(mapping: Mapping[Any, Any], key: Any, value: Any) -> dict[Any, Any]:
 
 
 def _seat_taken(s: GameState, ev: e.SeatTaken) -> GameState:
-    return changed(s, seats=_with(s.seats, ev.seat, SeatHolder(ev.player, ev.bot)))
+    return changed(s, seats=_with(s.seats, ev.seat, SeatHolder(ev.player, ev.bot, ev.name)))
 
 
 def _seat_released(s: GameState, ev: e.SeatReleased) -> GameState:
@@ -138,6 +141,8 @@ def _phase_changed(s: GameState, ev: e.PhaseChanged) -> GameState:
             round_compliance=None,
             round_payoffs=None,
             last_count=None,
+            round_proposals=(),
+            withdrawn=frozenset(),
         )
     if ev.phase == LEVEL1:
         updates.update(proposals={}, acceptances={}, tentative=None, ballots={})
@@ -151,7 +156,8 @@ def _phase_changed(s: GameState, ev: e.PhaseChanged) -> GameState:
 def _proposal_made(s: GameState, ev: e.ProposalMade) -> GameState:
     superseded = [pid for pid, p in s.proposals.items() if p.by == ev.by]
     proposals = _without(s.proposals, *superseded)
-    proposals[ev.proposal_id] = Proposal(ev.proposal_id, ev.by, ev.values, ev.replies_to)
+    proposal = Proposal(ev.proposal_id, ev.by, ev.values, ev.replies_to, s.attempt)
+    proposals[ev.proposal_id] = proposal
     acceptances = {k: v for k, v in s.acceptances.items() if v not in superseded}
     acceptances[ev.by] = ev.proposal_id
     return changed(
@@ -159,6 +165,7 @@ def _proposal_made(s: GameState, ev: e.ProposalMade) -> GameState:
         proposals=proposals,
         acceptances=acceptances,
         next_proposal_id=max(s.next_proposal_id, ev.proposal_id + 1),
+        round_proposals=(*s.round_proposals, proposal),
     )
 
 
@@ -167,6 +174,7 @@ def _proposal_withdrawn(s: GameState, ev: e.ProposalWithdrawn) -> GameState:
         s,
         proposals=_without(s.proposals, ev.proposal_id),
         acceptances={k: v for k, v in s.acceptances.items() if v != ev.proposal_id},
+        withdrawn=s.withdrawn | {ev.proposal_id},
     )
 
 
@@ -437,6 +445,18 @@ def _text(value: object) -> str:
     return text
 
 
+def _finite(value: object) -> float | None:
+    """``value`` as a finite float; None for a bool, a non-number, NaN, an infinity or an int
+    too large for a float (``float()`` would raise ``OverflowError``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _point(state: GameState, values: object) -> tuple[float, ...]:
     """The exact grid point for a proposed text. Raises ``RuleViolation`` (bad_values)."""
     issues = state.scenario.issues
@@ -444,16 +464,19 @@ def _point(state: GameState, values: object) -> tuple[float, ...]:
         _refuse(
             "bad_values", f"A text gives exactly one value for each of the {len(issues)} issues."
         )
+    numbers: list[float] = []
     for issue, value in zip(issues, values, strict=True):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            _refuse("bad_values", f"{issue.label}: the value must be a number.")
-        if issue.index_of(float(value)) is None:
+        number = _finite(value)
+        if number is None:
+            _refuse("bad_values", f"{issue.label}: the value must be a finite number.")
+        if issue.index_of(number) is None:
             _refuse(
                 "bad_values",
                 f"{issue.label}: {value} is not one of the allowed values "
                 f"({_num(issue.min)} to {_num(issue.max)} in steps of {_num(issue.step)}).",
             )
-    snapped = state.scenario.snap([float(v) for v in values])
+        numbers.append(number)
+    snapped = state.scenario.snap(numbers)
     assert snapped is not None
     return snapped
 
@@ -497,6 +520,8 @@ def _poll_result(state: GameState, poll: StrawPoll) -> e.StrawPollClosed:
     )
     yes = sum(1 for m in country.constituents if poll.answers.get(m.key) is True)
     no = sum(1 for m in country.constituents if poll.answers.get(m.key) is False)
+    quota_met = country.quota_met(yes_weight)
+    vetoes_agree = all(poll.answers.get(m.key) is True for m in country.constituents if m.veto)
     return e.StrawPollClosed(
         poll_id=poll.poll_id,
         country=poll.country,
@@ -505,7 +530,8 @@ def _poll_result(state: GameState, poll: StrawPoll) -> e.StrawPollClosed:
         unanswered=len(country.constituents) - yes - no,
         yes_weight=float(yes_weight),
         total_weight=float(country.total_weight),
-        quota_met=country.quota_met(yes_weight),
+        quota_met=quota_met,
+        would_ratify=quota_met and vetoes_agree,
     )
 
 
@@ -600,6 +626,12 @@ def _count_ballots(chain: _Chain, now: float) -> None:
 
 
 def _resolve_compliance(chain: _Chain, now: float) -> None:
+    _end_round(chain, now, _compliance_result(chain))
+
+
+def _compliance_result(chain: _Chain) -> str:
+    """Resolve the compliance stage (a missing choice counts as comply) and return the round's
+    result: ``agreement`` or ``voluntary_defection``."""
     state = chain.state
     payoffs = state.settings.payoffs
     choices = {
@@ -614,8 +646,7 @@ def _resolve_compliance(chain: _Chain, now: float) -> None:
         else:
             results[key] = payoffs.temptation if others_comply else payoffs.punishment
     chain.emit(e.ComplianceResolved(choices=choices, payoffs=results))
-    result = "agreement" if all(choices.values()) else "voluntary_defection"
-    _end_round(chain, now, result)
+    return "agreement" if all(choices.values()) else "voluntary_defection"
 
 
 def _expire_phase(chain: _Chain, now: float) -> None:
@@ -641,12 +672,16 @@ def _take_seat(state: GameState, cmd: c.TakeSeat, now: float, chain: _Chain) -> 
     if not isinstance(cmd.player, str) or not cmd.player or len(cmd.player) > MAX_PLAYER_ID:
         _refuse("bad_command", "A player id is a non-empty string of at most 200 characters.")
     bot = _flag(cmd.bot, "bot")
+    if not isinstance(cmd.name, str) or len(cmd.name.strip()) > MAX_DISPLAY_NAME:
+        _refuse("bad_command", f"A display name is text of at most {MAX_DISPLAY_NAME} characters.")
     holder = state.seats.get(member.key)
     if holder is not None and holder.player == cmd.player and holder.bot == bot:
         _refuse("already_seated", "That player already holds this seat.")
     if holder is not None and cmd.actor != c.INSTRUCTOR:
         _refuse("seat_taken", "Someone else holds this seat.")
-    chain.emit(e.SeatTaken(seat=member.key, player=cmd.player, bot=bot))
+    chain.emit(
+        e.SeatTaken(seat=member.key, player=cmd.player, bot=bot, name=" ".join(cmd.name.split()))
+    )
 
 
 def _release_seat(state: GameState, cmd: c.ReleaseSeat, now: float, chain: _Chain) -> None:
@@ -678,6 +713,7 @@ def _propose(state: GameState, cmd: c.Propose, now: float, chain: _Chain) -> Non
             proposal_id=state.next_proposal_id, by=chief.key, values=values, replies_to=replies_to
         )
     )
+    _agree_if_every_chief_accepts_one_text(chain, now)
 
 
 def _open_proposal(state: GameState, proposal_id: object) -> Proposal:
@@ -704,9 +740,28 @@ def _accept(state: GameState, cmd: c.Accept, now: float, chain: _Chain) -> None:
     if state.acceptances.get(chief.key) == proposal.proposal_id:
         _refuse("already_accepted", "You have already accepted this proposal.")
     chain.emit(e.ProposalAccepted(proposal_id=proposal.proposal_id, by=chief.key))
-    accepted = chain.state.acceptances
-    if all(accepted.get(ch.key) == proposal.proposal_id for ch in state.scenario.chiefs):
-        _reach_tentative_agreement(chain, proposal, now)
+    _agree_if_every_chief_accepts_one_text(chain, now)
+
+
+def _agree_if_every_chief_accepts_one_text(chain: _Chain, now: float) -> None:
+    """A tentative agreement when every chief has accepted the identical text, whichever of
+    its tablings each accepted (tabling a text counts as accepting it). The agreement is on
+    the text's earliest tabling still on the table."""
+    state = chain.state
+    texts = set()
+    for chief in state.scenario.chiefs:
+        accepted = state.acceptances.get(chief.key)
+        proposal = state.proposals.get(accepted) if accepted is not None else None
+        if proposal is None:
+            return
+        texts.add(proposal.values)
+    if len(texts) != 1:
+        return
+    (text,) = texts
+    earliest = min(
+        (p for p in state.proposals.values() if p.values == text), key=lambda p: p.proposal_id
+    )
+    _reach_tentative_agreement(chain, earliest, now)
 
 
 def _post_chat(state: GameState, cmd: c.Chat, now: float, chain: _Chain) -> None:
@@ -829,10 +884,12 @@ def _comply(state: GameState, cmd: c.ChooseCompliance, now: float, chain: _Chain
 def _fire(state: GameState, cmd: c.FireDeadline, now: float, chain: _Chain) -> None:
     if cmd.actor != c.SYSTEM:
         _refuse("not_allowed", "Deadlines are fired by the server's clock.")
-    deadline = cmd.deadline
-    if isinstance(deadline, bool) or not isinstance(deadline, int | float):
-        _refuse("bad_command", "deadline must be a number.")
-    if state.deadline is None or not math.isclose(state.deadline, deadline, abs_tol=1e-6):
+    deadline = _finite(cmd.deadline)
+    if deadline is None:
+        _refuse("bad_command", "deadline must be a finite number.")
+    # An absolute tolerance only: a relative one would treat a deadline moved by a second
+    # (an extension, a pause) as the same deadline at today's epoch times.
+    if state.deadline is None or abs(state.deadline - deadline) > DEADLINE_TOLERANCE:
         _refuse("stale_deadline", "That deadline is no longer current.")
     if now < state.deadline:
         _refuse("deadline_not_reached", "The deadline has not passed yet.")
@@ -878,7 +935,10 @@ def _end(state: GameState, cmd: c.EndGame, now: float, chain: _Chain) -> None:
     _instructor(cmd)
     if state.phase in (LEVEL1, LEVEL2, COMPLIANCE):
         _close_open_polls(chain)
-        if state.in_force is not None:
+        if state.phase == COMPLIANCE:
+            # The choices already made count, as they would at the deadline.
+            result = _compliance_result(chain)
+        elif state.in_force is not None:
             result = "agreement"
         elif state.round_failed_attempts:
             result = "involuntary_defection"
@@ -912,8 +972,9 @@ _DECIDERS: dict[type[c.Command], Callable[[GameState, Any, float, _Chain], None]
     c.EndGame: _end,
 }
 
-#: Commands accepted while the game is paused.
+#: Commands accepted while the game is paused (a second pause is refused as already_paused).
 _ALLOWED_WHILE_PAUSED = (
+    c.PauseGame,
     c.ResumeGame,
     c.EndGame,
     c.ExtendDeadline,
@@ -928,20 +989,28 @@ def _run(state: GameState, command: c.Command, now: float) -> _Chain:
     handler = _DECIDERS.get(type(command))
     if handler is None:
         _refuse("unknown_command", "The game does not know that command.")
-    if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
+    clock = _finite(now)
+    if clock is None:
         _refuse("bad_command", "The server's clock gave no valid time.")
     if state.phase == ENDED:
         _refuse("game_over", "The game is over.")
     if state.paused and not isinstance(command, _ALLOWED_WHILE_PAUSED):
         _refuse("game_paused", "The instructor has paused the game.")
-    if not isinstance(command.actor, str):
+    if not isinstance(getattr(command, "actor", None), str):
         _refuse("unknown_seat", "The command names no actor.")
     chain = _Chain(state)
     try:
-        handler(state, command, float(now), chain)
+        handler(state, command, clock, chain)
     except RuleViolation:
         raise
-    except (TypeError, ValueError, KeyError, AttributeError, ScenarioError) as error:
+    except (
+        TypeError,
+        ValueError,
+        KeyError,
+        AttributeError,
+        ArithmeticError,
+        ScenarioError,
+    ) as error:
         raise RuleViolation("bad_command", f"The command could not be read: {error}") from None
     return chain
 

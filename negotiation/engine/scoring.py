@@ -1,18 +1,33 @@
 """Scores (DESIGN §5) as pure functions of a game's event log.
 
 - Member, per round: ``U(agreement) + t - r`` when an agreement entered into force that round,
-  else 0. A game's member score is the mean over the rounds played.
-- Country welfare: the weight-averaged score of its constituents.
+  else 0 (``t`` is the side payment the member received on entry into force). A game's member
+  score is the mean over the rounds played (rounds that ended with ``RoundEnded``), so scores
+  of games with different numbers of rounds stay on one scale; 0 when no round was played.
+- Country welfare: the weight-averaged score of its constituents (weights may be fractions).
 - Reputation of a country: ``100 * (1 - (involuntary + 2 * voluntary) / tentative agreements)``,
-  floored at 0; 100 when no tentative agreement was reached.
+  floored at 0; 100 when no tentative agreement was reached. Involuntary counts the tentative
+  agreements the country failed to ratify; voluntary the times it defected at compliance.
 - Chief: ``0.5 * welfare + 0.3 * own surplus + 0.2 * reputation``, the own surplus being the
-  chief's ``U - r`` averaged like a member's.
+  chief's ``U - r`` averaged like a member's (a chief receives no side payment).
 - Compliance payoffs (the Prisoner's Dilemma of the compliance stage) are reported beside the
   scores, summed over rounds.
+
+Voluntary defection: the agreement entered into force, then a government reneged. Its members
+still score ``U(agreement) + t - r`` for that round, in every country: the agreement was
+ratified and the side payments were paid on entry into force, and member utilities are defined
+over the agreed text, not over who honours which part of it. The defection is priced where the
+theory puts it: in the Prisoner's Dilemma payoffs of the compliance stage (temptation for the
+defector, sucker for a partner who complied) and in the defector's reputation, which falls
+twice as fast as for an involuntary defection, lowering its chief's score.
+
+``Scores.to_dict`` is JSON-ready: every number is finite (or None), so it passes
+``json.dumps(..., allow_nan=False)``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +38,11 @@ from negotiation.engine.scenario import Member, Scenario
 from negotiation.engine.state import GameState, RoundRecord
 
 IN_FORCE_RESULTS = ("agreement", "voluntary_defection")
+
+
+def _json_number(value: float) -> float | None:
+    """``value`` rounded to 6 decimals, or None when it is not finite."""
+    return round(value, 6) if math.isfinite(value) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,17 +63,18 @@ class Scores:
     rounds_played: int
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: numbers rounded to 6 decimals, a non-finite one as None."""
         return {
             "rounds_played": self.rounds_played,
-            "members": {k: round(v, 6) for k, v in self.members.items()},
-            "chiefs": {k: round(v, 6) for k, v in self.chiefs.items()},
+            "members": {k: _json_number(v) for k, v in self.members.items()},
+            "chiefs": {k: _json_number(v) for k, v in self.chiefs.items()},
             "countries": {
                 k: {
-                    "welfare": round(c.welfare, 6),
-                    "reputation": round(c.reputation, 6),
+                    "welfare": _json_number(c.welfare),
+                    "reputation": _json_number(c.reputation),
                     "involuntary_defections": c.involuntary_defections,
                     "voluntary_defections": c.voluntary_defections,
-                    "compliance_payoff": c.compliance_payoff,
+                    "compliance_payoff": _json_number(c.compliance_payoff),
                 }
                 for k, c in self.countries.items()
             },
@@ -69,6 +90,7 @@ def member_round_score(scenario: Scenario, member: Member, record: RoundRecord) 
 
 
 def reputation(state: GameState, country: str) -> float:
+    """The country's reputation, 0..100 (see the module docstring)."""
     agreements = state.tentative_agreements
     if agreements == 0:
         return 100.0
@@ -115,6 +137,7 @@ def score_state(state: GameState) -> Scores:
 def score_game(events: Iterable[Event]) -> Scores:
     """Scores of a game from its whole log (which starts with ``GameCreated``).
 
-    Raises ``ValueError`` when the log does not start with ``GameCreated``.
+    Raises ``ValueError`` when the log does not start with ``GameCreated`` (``ScenarioError``,
+    a ``ValueError``, when its scenario is corrupt).
     """
     return score_state(fold(events))

@@ -29,6 +29,8 @@ RECENT_MESSAGES = 200
 class SeatHolder:
     player: str
     bot: bool
+    #: The holder's display name, shown to everyone in the game.
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,7 @@ class Proposal:
     by: str
     values: Point
     replies_to: int | None
+    attempt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,10 @@ class GameState:
     next_proposal_id: int = 1
     acceptances: Mapping[str, int] = field(default_factory=dict)
     tentative: Proposal | None = None
+    #: Every proposal tabled this round, in order (the table's history); ``withdrawn`` holds
+    #: the ids of those withdrawn.
+    round_proposals: tuple[Proposal, ...] = ()
+    withdrawn: frozenset[int] = frozenset()
     ballots: Mapping[str, bool] = field(default_factory=dict)
     last_count: Mapping[str, Any] | None = None
     offers: Mapping[str, Mapping[str, int]] = field(default_factory=dict)

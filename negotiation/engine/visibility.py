@@ -1,22 +1,43 @@
-"""What each viewer may see: ``visible(scenario, event, viewer)`` and ``view(state, viewer)``.
+"""What each viewer may see: ``visible(scenario, event, viewer, settings=...)`` and
+``view(state, viewer)``.
 
-A viewer is a seat key, ``INSTRUCTOR`` (sees everything) or ``SPECTATOR`` (public view only).
-A seat sees its own ideal point, salience, reservation and briefing; other members'
-preferences only as the scenario's ``information.preferences`` allows; another member's ballot
-or straw-poll answer never before the count. ``visible`` returns None for an event the viewer may
-not see: the shell still sends its seq as a placeholder.
+A viewer is a seat key, ``INSTRUCTOR`` (sees everything) or ``SPECTATOR`` (public view only; any
+other string that is not a seat is treated as a spectator).
+
+- A seat sees its own ideal point, salience, reservation and briefing; other members'
+  preferences only as the scenario's ``information.preferences`` allows (``self``,
+  ``own_country`` or ``all``); win-sets as ``information.winsets`` allows.
+- Ballots are secret until the count: a seat sees only its own ``BallotCast``; the count
+  (``BallotsCounted``, member by member) is public.
+- Straw polls belong to the polling country: its seats see the poll and its aggregate result, a
+  constituent its own answer, nobody else anyone's answer.
+- A side-payment offer is seen by the chief who made it and the constituent it is made to; the
+  transfers paid on entry into force only by their recipient.
+- Chat: the table is for the chiefs, a caucus for its country; statements are public.
+- Compliance: a government's choice is seen by its own country; the resolved choices and payoffs
+  of other countries only when the game runs under a regime (``settings.regime``).
+- Spectators see the public record only: seats (without player ids), phase changes, statements,
+  the tentative agreement, count results, entry into force, defections and round ends; not the
+  Level I proposals.
+- Player ids (``SeatTaken.player``) are seen by the instructor and by the seat itself.
+
+``visible`` returns a new event (never the original, which it does not mutate), or None for an
+event the viewer may not see: the shell still sends its seq as a placeholder.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from negotiation.engine import events as e
 from negotiation.engine.commands import INSTRUCTOR
 from negotiation.engine.rules import CAUCUS_PREFIX, PUBLIC, TABLE
-from negotiation.engine.scenario import Member, Scenario, plain_number
+from negotiation.engine.scenario import GameDefaults, Member, Scenario, plain_number
 from negotiation.engine.state import GameState
 
 SPECTATOR = "spectator"
@@ -24,6 +45,8 @@ PRIVATE_MEMBER_FIELDS = ("ideal", "salience", "reservation", "briefing")
 
 
 def _seat(scenario: Scenario, viewer: str) -> Member | None:
+    if viewer in (INSTRUCTOR, SPECTATOR):
+        return None
     try:
         return scenario.member(viewer)
     except KeyError:
@@ -54,12 +77,28 @@ def winsets_visible_to(scenario: Scenario, viewer: str) -> list[str]:
     return [seat.country]
 
 
+@functools.lru_cache(maxsize=32)
+def _scenario_json(scenario: Scenario) -> str:
+    return json.dumps(scenario.to_dict())
+
+
+def _scenario_data(scenario: Scenario) -> dict[str, Any]:
+    """A fresh ``scenario.to_dict()``. Scenarios are immutable and a snapshot is built for every
+    viewer, so the data is made once, kept as JSON text, and parsed (fast) for each use."""
+    try:
+        text = _scenario_json(scenario)
+    except TypeError:  # a scenario built by hand with unhashable parts: no cache
+        text = json.dumps(scenario.to_dict())
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
 def redacted_scenario(scenario: Scenario, viewer: str) -> dict[str, Any]:
-    """``Scenario.to_dict()`` without the preferences ``viewer`` may not see."""
-    data = scenario.to_dict()
-    for country in data["countries"]:
-        for member_data in (country["chief"], *country["constituents"]):
-            member = scenario.member(member_data["key"])
+    """``Scenario.to_dict()`` without the preferences ``viewer`` may not see (a fresh dict)."""
+    data = _scenario_data(scenario)
+    for country, country_data in zip(scenario.countries, data["countries"], strict=True):
+        members_data = (country_data["chief"], *country_data["constituents"])
+        for member, member_data in zip(country.members, members_data, strict=True):
             if not sees_preferences_of(scenario, viewer, member):
                 for name in PRIVATE_MEMBER_FIELDS:
                     member_data.pop(name, None)
@@ -79,25 +118,78 @@ def can_read_channel(scenario: Scenario, viewer: str, channel: str) -> bool:
     return False
 
 
-def visible(scenario: Scenario, event: e.Event, viewer: str) -> e.Event | None:
-    """The event as ``viewer`` may see it, or None when it must stay hidden."""
-    if viewer == INSTRUCTOR:
-        return event
+def compliance_visible_to(
+    scenario: Scenario, viewer: str, country: str, *, regime: bool = False
+) -> bool:
+    """Whether ``viewer`` may see ``country``'s compliance choices, payoffs and defection
+    record: its own country always, every country under a regime."""
+    if viewer == INSTRUCTOR or regime:
+        return True
     seat = _seat(scenario, viewer)
+    return seat is not None and seat.country == country
+
+
+def visible(
+    scenario: Scenario,
+    event: e.Event,
+    viewer: str,
+    *,
+    settings: GameDefaults | None = None,
+) -> e.Event | None:
+    """The event as ``viewer`` may see it (a new event), or None when it must stay hidden.
+
+    ``settings`` are the game's settings (``GameState.settings``); only ``regime`` matters
+    here. Without them the game is taken to run without a regime, which shows less, never more.
+    """
+    if viewer == INSTRUCTOR:
+        return copy.deepcopy(event)
+    shown = _visible(scenario, event, viewer, regime=settings is not None and settings.regime)
+    return None if shown is None else copy.deepcopy(shown)
+
+
+def _visible(scenario: Scenario, event: e.Event, viewer: str, *, regime: bool) -> e.Event | None:
+    """``visible`` for a viewer other than the instructor; may return ``event`` itself."""
+    seat = _seat(scenario, viewer)
+    own_country = seat.country if seat is not None else None
     if isinstance(event, e.GameCreated):
         return dataclasses.replace(event, scenario=redacted_scenario(scenario, viewer))
+    if isinstance(event, e.SeatTaken):
+        return event if viewer == event.seat else dataclasses.replace(event, player="")
+    if isinstance(event, e.ProposalMade | e.ProposalWithdrawn | e.ProposalAccepted):
+        return event if seat is not None else None
     if isinstance(event, e.ChatPosted):
         return event if can_read_channel(scenario, viewer, event.channel) else None
     if isinstance(event, e.StrawPollOpened | e.StrawPollClosed):
-        return event if seat is not None and seat.country == event.country else None
-    if isinstance(event, e.StrawPollAnswered | e.BallotCast | e.ComplianceChosen):
+        return event if own_country is not None and own_country == event.country else None
+    if isinstance(event, e.StrawPollAnswered | e.BallotCast):
         return event if viewer == event.by else None
     if isinstance(event, e.SidePaymentOffered):
         return event if viewer in (event.by, event.to) else None
     if isinstance(event, e.AgreementInForce):
         own = {k: v for k, v in event.transfers.items() if k == viewer}
         return dataclasses.replace(event, transfers=own)
+    if isinstance(event, e.ComplianceChosen):
+        return (
+            event
+            if own_country is not None and _country_of(scenario, event.by) == own_country
+            else None
+        )
+    if isinstance(event, e.ComplianceResolved):
+
+        def shown(country: str) -> bool:
+            return compliance_visible_to(scenario, viewer, country, regime=regime)
+
+        return dataclasses.replace(
+            event,
+            choices={k: v for k, v in event.choices.items() if shown(k)},
+            payoffs={k: v for k, v in event.payoffs.items() if shown(k)},
+        )
     return event
+
+
+def _country_of(scenario: Scenario, key: str) -> str | None:
+    member = _seat(scenario, key)
+    return member.country if member is not None else None
 
 
 def _point(scenario: Scenario, values: tuple[float, ...] | None) -> dict[str, int | float] | None:
@@ -105,7 +197,13 @@ def _point(scenario: Scenario, values: tuple[float, ...] | None) -> dict[str, in
 
 
 def view(state: GameState, viewer: str) -> dict[str, Any]:
-    """Everything ``viewer`` may see of the game now, as JSON-ready data (a snapshot)."""
+    """Everything ``viewer`` may see of the game now, as JSON-ready data (a snapshot).
+
+    For a seat, ``me`` holds its own ideal point, salience, reservation and briefing; ``offers``
+    the side payments it made (a chief) or was offered (a constituent); ``transfers`` what it is
+    paid by the agreement in force; ``ballots.mine`` its own ballot. The instructor also gets
+    every ballot, poll answer, offer, transfer and player id; a spectator the public record.
+    """
     scenario = state.scenario
     seat = _seat(scenario, viewer)
     instructor = viewer == INSTRUCTOR
@@ -113,7 +211,7 @@ def view(state: GameState, viewer: str) -> dict[str, Any]:
     regime = state.settings.regime
 
     def country_visible(country: str) -> bool:
-        return instructor or regime or country == own_country
+        return compliance_visible_to(scenario, viewer, country, regime=regime)
 
     proposals = [
         {
@@ -124,6 +222,7 @@ def view(state: GameState, viewer: str) -> dict[str, Any]:
             "accepted_by": sorted(k for k, v in state.acceptances.items() if v == p.proposal_id),
         }
         for p in sorted(state.proposals.values(), key=lambda p: p.proposal_id)
+        if instructor or seat is not None
     ]
     polls = [
         {
@@ -199,6 +298,9 @@ def view(state: GameState, viewer: str) -> dict[str, Any]:
             "name": seat.name,
             "title": seat.title,
             "ideal": scenario.point_dict(seat.ideal),
+            "salience": {
+                k: plain_number(v) for k, v in zip(scenario.issue_keys, seat.salience, strict=True)
+            },
             "reservation": plain_number(round(seat.reservation, 9)),
             "briefing": seat.briefing,
         }
@@ -222,6 +324,11 @@ def view(state: GameState, viewer: str) -> dict[str, Any]:
             m.key: {
                 "occupied": m.key in state.seats,
                 "bot": state.seats[m.key].bot if m.key in state.seats else False,
+                **(
+                    {"player": state.seats[m.key].player if m.key in state.seats else None}
+                    if instructor or m.key == viewer
+                    else {}
+                ),
             }
             for m in scenario.members
         },
@@ -237,6 +344,11 @@ def view(state: GameState, viewer: str) -> dict[str, Any]:
         "ballots": ballots,
         "last_count": _public_count(state.last_count, scenario),
         "in_force": _point(scenario, state.in_force.values) if state.in_force else None,
+        "transfers": (
+            dict(state.in_force_transfers)
+            if instructor
+            else {k: v for k, v in state.in_force_transfers.items() if k == viewer}
+        ),
         "offers": offers,
         "polls": polls,
         "compliance": (
