@@ -6,6 +6,7 @@
 - ``DJANGO_CSRF_TRUSTED_ORIGINS``: comma-separated origins, e.g. https://ratify.example.org.
 - ``DATABASE_URL``: any URL dj-database-url understands (default: SQLite in the project root).
 - ``REDIS_URL``: when set, Channels uses the Redis pub/sub layer; otherwise an in-memory layer.
+- ``RATIFY_BOT_DELAY``: seconds a bot waits before each move (default 1.0; 0 in tests).
 """
 
 from __future__ import annotations
@@ -111,6 +112,12 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+#: Seconds a bot waits before each of its moves, so people can follow what it does.
+RATIFY_BOT_DELAY = float(os.environ.get("RATIFY_BOT_DELAY", "1.0"))
+
+# A player's seat is bound to the session cookie: keep it for a whole course.
+SESSION_COOKIE_AGE = 60 * 60 * 24 * 120
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,5 +1,9 @@
 """WebSocket routes, mounted by ``config.asgi`` under Channels' ``URLRouter``."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-websocket_urlpatterns: list[URLPattern] = []
+from negotiation.consumers import GameConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws/games/<str:code>/", GameConsumer.as_asgi()),
+]

@@ -1,17 +1,329 @@
-"""Pages of the negotiation app."""
+"""Pages of the negotiation app: join, pick a seat, play, briefing, results, host."""
 
 from __future__ import annotations
 
-from django.db.models.functions import Lower
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+import secrets
+from typing import Any
 
-from negotiation.models import Scenario
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.db.models.functions import Lower
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from accounts.models import Player
+from negotiation import briefing, selectors, services
+from negotiation.engine.analytics import debrief
+from negotiation.engine.commands import INSTRUCTOR
+from negotiation.engine.scenario import Deadlines, GameDefaults, scenario_from_dict
+from negotiation.engine.scoring import score_state
+from negotiation.engine.winset import Analysis
+from negotiation.models import Game, Scenario, Seat
+
+
+class JoinForm(forms.Form):
+    code = forms.CharField(
+        label="Join code",
+        max_length=8,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters"}),
+    )
+    name = forms.CharField(label="Your name", max_length=40)
+
+    def clean_code(self) -> str:
+        code: str = self.cleaned_data["code"].strip().upper()
+        if not Game.objects.filter(code=code).exists():
+            raise forms.ValidationError("No game has this code. Check it with your instructor.")
+        return code
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Tell the others who you are.")
+        return name
+
+
+class SeatForm(forms.Form):
+    name = forms.CharField(label="Your name", max_length=40)
+    seat = forms.CharField(required=False, max_length=40)
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Tell the others who you are.")
+        return name
+
+
+class NewGameForm(forms.Form):
+    scenario = forms.ModelChoiceField(queryset=Scenario.objects.order_by(Lower("title")))
+    rounds = forms.IntegerField(min_value=1, max_value=20, initial=1)
+    attempts = forms.IntegerField(
+        min_value=1, max_value=10, initial=2, help_text="Tentative agreements a round may vote on."
+    )
+    compliance = forms.BooleanField(
+        required=False, help_text="After entry into force, each government complies or defects."
+    )
+    regime = forms.BooleanField(
+        required=False, help_text="A regime publishes every country's compliance record."
+    )
+    level1_minutes = forms.IntegerField(min_value=1, max_value=240, initial=15)
+    level2_minutes = forms.IntegerField(min_value=1, max_value=60, initial=3)
+
+
+def _player(request: HttpRequest, name: str | None = None) -> Player:
+    """The session's player, created on first use; ``name`` renames it."""
+    player = selectors.player_of(request.session)
+    if player is None:
+        player = Player.objects.create(
+            display_name=name or "Player",
+            user=request.user if request.user.is_authenticated else None,
+        )
+        request.session[Player.SESSION_KEY] = str(player.pk)
+    elif name and name != player.display_name:
+        player.display_name = name
+        player.save(update_fields=["display_name"])
+    return player
+
+
+def _game(code: str) -> Game:
+    try:
+        return services.game_by_code(code)
+    except services.GameNotFoundError:
+        raise Http404("No game has this code.") from None
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    """The front page: what the game is, and the scenarios that can be played."""
+    """The front page: join a game, and the scenarios that can be played."""
     scenarios = Scenario.objects.only("slug", "title", "summary", "builtin").order_by(
         "-builtin", Lower("title"), "slug"
     )
-    return render(request, "negotiation/home.html", {"scenarios": scenarios})
+    player = selectors.player_of(request.session)
+    form = JoinForm(initial={"name": player.display_name if player else ""})
+    return render(request, "negotiation/home.html", {"scenarios": scenarios, "form": form})
+
+
+@require_POST
+def join(request: HttpRequest) -> HttpResponse:
+    form = JoinForm(request.POST)
+    if not form.is_valid():
+        scenarios = Scenario.objects.order_by("-builtin", Lower("title"))
+        return render(
+            request, "negotiation/home.html", {"scenarios": scenarios, "form": form}, status=400
+        )
+    _player(request, form.cleaned_data["name"])
+    return redirect("lobby", code=form.cleaned_data["code"])
+
+
+def lobby(request: HttpRequest, code: str) -> HttpResponse:
+    """Pick a seat (or receive the first free one); a seated player goes to the table."""
+    game = _game(code)
+    player = selectors.player_of(request.session)
+    if services.seat_of(game, player) is not None:
+        return redirect("play", code=game.code)
+    return _seat_page(request, game, player, None, SeatForm(initial=_name(player)))
+
+
+def seat_link(request: HttpRequest, code: str, seat: str) -> HttpResponse:
+    """A seat's own link (from the instructor): a name, then straight to that seat."""
+    game = _game(code)
+    player = selectors.player_of(request.session)
+    target = Seat.objects.filter(game=game, key=seat).first()
+    if target is None:
+        raise Http404("This game has no such seat.")
+    if services.seat_of(game, player) is not None:
+        return redirect("play", code=game.code)
+    return _seat_page(
+        request, game, player, target, SeatForm(initial={**_name(player), "seat": seat})
+    )
+
+
+def _name(player: Player | None) -> dict[str, str]:
+    return {"name": player.display_name} if player is not None else {}
+
+
+def _seat_page(
+    request: HttpRequest,
+    game: Game,
+    player: Player | None,
+    target: Seat | None,
+    form: SeatForm,
+    status: int = 200,
+    problem: str = "",
+) -> HttpResponse:
+    scenario = scenario_from_dict(game.scenario.definition)
+    seats = list(Seat.objects.filter(game=game).order_by("order"))
+    countries = [
+        {
+            "key": country.key,
+            "name": country.name,
+            "seats": [
+                {
+                    "seat": seat,
+                    "title": _role_title(scenario.member(seat.key)),
+                    "name": scenario.member(seat.key).name,
+                }
+                for seat in seats
+                if seat.country == country.key
+            ],
+        }
+        for country in scenario.countries
+    ]
+    context = {
+        "game": game,
+        "scenario": scenario,
+        "countries": countries,
+        "form": form,
+        "target": target,
+        "free": sum(1 for seat in seats if not seat.occupied),
+        "problem": problem,
+    }
+    return render(request, "negotiation/lobby.html", context, status=status)
+
+
+def _role_title(member: Any) -> str:
+    if member.role == "chief":
+        return str(member.title or "Chief negotiator")
+    return "Constituent"
+
+
+@require_POST
+def take_seat(request: HttpRequest, code: str) -> HttpResponse:
+    game = _game(code)
+    form = SeatForm(request.POST)
+    player = selectors.player_of(request.session)
+    if not form.is_valid():
+        return _seat_page(request, game, player, None, form, status=400)
+    player = _player(request, form.cleaned_data["name"])
+    wanted = form.cleaned_data["seat"] or None
+    outcome = services.take_seat(game=game, player=player, seat_key=wanted)
+    if not outcome.accepted:
+        target = Seat.objects.filter(game=game, key=wanted).first() if wanted else None
+        return _seat_page(request, game, player, target, form, 409, outcome.message)
+    return redirect("play", code=game.code)
+
+
+def play(request: HttpRequest, code: str) -> HttpResponse:
+    """The negotiation table (also the spectators' view)."""
+    game = _game(code)
+    player = selectors.player_of(request.session)
+    seat = services.seat_of(game, player)
+    return render(
+        request,
+        "negotiation/play.html",
+        {
+            "game": game,
+            "seat": seat,
+            "player": player,
+            "socket_path": f"/ws/games/{game.code}/",
+            "host": False,
+        },
+    )
+
+
+def briefing_page(request: HttpRequest, code: str) -> HttpResponse:
+    """The seat's private briefing: its role, its preferences in words and a chart."""
+    game = _game(code)
+    seat = services.seat_of(game, selectors.player_of(request.session))
+    if seat is None:
+        return redirect("lobby", code=game.code)
+    scenario = scenario_from_dict(game.scenario.definition)
+    member = scenario.member(seat.key)
+    context = {"game": game, "seat": seat, **briefing.context(scenario, member)}
+    return render(request, "negotiation/briefing.html", context)
+
+
+def results(request: HttpRequest, code: str) -> HttpResponse:
+    """Every role's score and the outcome label, from the log."""
+    game = _game(code)
+    state = services.load_state(game.pk)
+    log = services.log_of(game.pk)
+    scenario = state.scenario
+    scores = score_state(state)
+    summary = debrief(log, Analysis(scenario)) if state.rounds else None
+    names = dict(Seat.objects.filter(game=game).values_list("key", "display_name"))
+    countries = [
+        {
+            "country": country,
+            "score": scores.countries[country.key],
+            "chief": (
+                country.chief,
+                scores.chiefs[country.chief.key],
+                names.get(country.chief.key),
+            ),
+            "members": [(m, scores.members[m.key], names.get(m.key)) for m in country.constituents],
+        }
+        for country in scenario.countries
+    ]
+    return render(
+        request,
+        "negotiation/results.html",
+        {
+            "game": game,
+            "state": state,
+            "scores": scores,
+            "countries": countries,
+            "debrief": summary.to_dict(scenario) if summary else None,
+        },
+    )
+
+
+def host_link(request: HttpRequest, code: str, token: str) -> HttpResponse:
+    """The secret host link: this browser may run the game from now on."""
+    game = _game(code)
+    if not secrets.compare_digest(token, game.host_token):
+        raise Http404("No game has this host link.")
+    hosted = list(request.session.get(selectors.HOST_SESSION_KEY, []))
+    if game.code not in hosted:
+        hosted.append(game.code)
+        request.session[selectors.HOST_SESSION_KEY] = hosted
+    return redirect("host", code=game.code)
+
+
+def host(request: HttpRequest, code: str) -> HttpResponse:
+    """The instructor's console: seats and their links, controls, the live log."""
+    game = _game(code)
+    if not selectors.is_host(game, request.session, request.user):
+        return HttpResponseForbidden("Open the host link of this game to run it.")
+    seats = list(Seat.objects.filter(game=game).order_by("order"))
+    links = {
+        seat.key: request.build_absolute_uri(reverse("seat", args=[game.code, seat.key]))
+        for seat in seats
+    }
+    return render(
+        request,
+        "negotiation/play.html",
+        {
+            "game": game,
+            "seat": None,
+            "host": True,
+            "viewer": INSTRUCTOR,
+            "seats": seats,
+            "seat_links": links,
+            "join_url": request.build_absolute_uri(reverse("lobby", args=[game.code])),
+            "socket_path": f"/ws/games/{game.code}/?role=host",
+        },
+    )
+
+
+@login_required
+def new_game(request: HttpRequest) -> HttpResponse:
+    """An instructor creates a game of a scenario."""
+    form = NewGameForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        settings = GameDefaults(
+            rounds=data["rounds"],
+            attempts=data["attempts"],
+            compliance=data["compliance"],
+            regime=data["regime"],
+            deadlines=Deadlines(
+                level1=data["level1_minutes"] * 60,
+                level2=data["level2_minutes"] * 60,
+                compliance=Deadlines().compliance,
+            ),
+        )
+        scenario = data["scenario"]
+        game = services.create_game(scenario=scenario, settings=settings, created_by=request.user)
+        return redirect("host", code=game.code)
+    return render(request, "negotiation/new_game.html", {"form": form})

@@ -1,0 +1,244 @@
+"""The game's websocket consumer: bind the connection, parse frames, call ``services``, send.
+
+No rule lives here. Each connection is bound to a seat, the instructor or a spectator when it
+opens (``selectors.binding_for``). Events reach it through the game's group; it filters each
+one through ``visibility`` for its viewer, sends every seq exactly once and in order (a
+placeholder for an event it may not see) and fetches from the database any seq the channel
+layer did not deliver.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from negotiation import protocol, selectors, services
+from negotiation.engine import events as e
+from negotiation.engine.scenario import Scenario
+from negotiation.engine.visibility import SPECTATOR, view, visible
+from negotiation.runtime import runtime
+
+logger = logging.getLogger(__name__)
+
+#: A client this many events behind gets a snapshot instead of the events it missed.
+REPLAY_LIMIT = 500
+#: At most this many frames per window from one connection.
+RATE_LIMIT_FRAMES = 20
+RATE_LIMIT_SECONDS = 2.0
+#: Close codes.
+CLOSE_NO_SUCH_GAME = 4404
+
+
+class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is untyped
+    """One player's (or the instructor's, or a spectator's) connection to one game."""
+
+    binding: selectors.Binding | None = None
+    scenario: Scenario | None = None
+    #: The last seq sent to the client; None until it said hello.
+    last_sent: int | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections before every handler, a hop to a worker
+        # thread for every frame and every event. The database is used only through
+        # database_sync_to_async, which does that itself.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # ----------------------------------------------------------------------------------------
+    # Connection
+
+    async def connect(self) -> None:
+        code = str(self.scope["url_route"]["kwargs"]["code"])
+        as_host = b"role=host" in self.scope.get("query_string", b"").split(b"&")
+        self.binding = await database_sync_to_async(selectors.binding_for)(
+            code, self.scope["session"], self.scope.get("user"), as_host=as_host
+        )
+        if self.binding is None:
+            await self.close(code=CLOSE_NO_SUCH_GAME)
+            return
+        state = await database_sync_to_async(services.load_state)(self.binding.game_id)
+        self.scenario = state.scenario
+        self.peers: dict[str, str] = {self.channel_name: self.binding.viewer}
+        self.frames: list[float] = []
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        runtime.start()
+        await self._announce("presence.join")
+
+    async def disconnect(self, code: int) -> None:
+        if self.binding is not None:
+            await self._announce("presence.leave")
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        raise StopConsumer()
+
+    @property
+    def group(self) -> str:
+        assert self.binding is not None
+        return services.group_name(self.binding.game_id)
+
+    # ----------------------------------------------------------------------------------------
+    # Client frames
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.binding is None:
+            return
+        if self._over_rate():
+            await self._send(protocol.error(None, "rate_limited", "Too many frames; slow down."))
+            return
+        try:
+            frame = protocol.parse_client_frame(
+                text_data if text_data is not None else bytes_data or b""
+            )
+        except protocol.FrameError as refusal:
+            await self._send(protocol.error(refusal.command_id, refusal.code, refusal.message))
+            return
+        if isinstance(frame, protocol.Hello):
+            await self._hello(frame.last_seq)
+        elif isinstance(frame, protocol.Ping):
+            await self._send(protocol.pong(frame.t))
+        else:
+            await self._command(frame)
+
+    def _over_rate(self) -> bool:
+        now = time.monotonic()
+        self.frames = [t for t in self.frames if now - t < RATE_LIMIT_SECONDS]
+        if len(self.frames) >= RATE_LIMIT_FRAMES:
+            return True
+        self.frames.append(now)
+        return False
+
+    async def _hello(self, last_seq: int | None) -> None:
+        assert self.binding is not None
+        game_id = self.binding.game_id
+        state = await database_sync_to_async(services.load_state)(game_id)
+        if last_seq is None or last_seq > state.seq or state.seq - last_seq > REPLAY_LIMIT:
+            self.last_sent = state.seq
+            await self._send(protocol.snapshot(state.seq, view(state, self.binding.viewer)))
+        else:
+            self.last_sent = last_seq
+            await self._catch_up(state.seq)
+        await self._send_presence()
+
+    async def _command(self, frame: protocol.CommandFrame) -> None:
+        binding = self.binding
+        assert binding is not None
+        if frame.name not in protocol.ALL_COMMANDS:
+            await self._send(
+                protocol.error(frame.id, "unknown_command", f"Unknown command {frame.name!r}.")
+            )
+            return
+        allowed = (
+            protocol.INSTRUCTOR_COMMANDS if binding.is_instructor else protocol.PLAYER_COMMANDS
+        )
+        if binding.actor is None or frame.name not in allowed:
+            who = "A spectator" if binding.viewer == SPECTATOR else "This connection"
+            await self._send(protocol.error(frame.id, "forbidden", f"{who} may not {frame.name}."))
+            return
+        try:
+            command = protocol.command_for(frame, binding.actor)
+        except protocol.FrameError as refusal:
+            await self._send(protocol.error(frame.id, refusal.code, refusal.message))
+            return
+        outcome = await database_sync_to_async(services.submit)(
+            game_id=binding.game_id, command=command, issuer=binding.issuer, client_id=frame.id
+        )
+        if not outcome.accepted:
+            await self._send(protocol.error(frame.id, outcome.code, outcome.message))
+            return
+        if outcome.events:
+            await self._deliver([(s.seq, s.event) for s in outcome.events])
+            runtime.after_write(binding.game_id, outcome.state)
+        elif self.last_sent is not None and outcome.last_seq > self.last_sent:
+            await self._catch_up(outcome.last_seq)
+        await self._send(protocol.ack(frame.id, outcome.last_seq))
+
+    # ----------------------------------------------------------------------------------------
+    # Events from the group
+
+    async def game_events(self, message: dict[str, Any]) -> None:
+        assert self.binding is not None
+        batch = [(int(seq), payload) for seq, payload in message["events"]]
+        runtime.observe(self.binding.game_id, {payload["type"] for _, payload in batch})
+        if self.last_sent is None:
+            return
+        await self._deliver([(seq, e.event_from_dict(payload)) for seq, payload in batch])
+
+    async def _deliver(self, batch: list[tuple[int, e.Event]]) -> None:
+        """Send a batch of consecutive events, after fetching any seq missing before it."""
+        if self.last_sent is None or not batch:
+            return
+        first = batch[0][0]
+        if first > self.last_sent + 1:
+            await self._catch_up(first - 1)
+        for seq, event in batch:
+            if seq == self.last_sent + 1:
+                await self._send_event(seq, event)
+
+    async def _catch_up(self, upto: int) -> None:
+        assert self.binding is not None and self.last_sent is not None
+        if upto <= self.last_sent:
+            return
+        missed = await database_sync_to_async(services.events_between)(
+            self.binding.game_id, self.last_sent, upto
+        )
+        for seq, event in missed:
+            if seq == self.last_sent + 1:
+                await self._send_event(seq, event)
+
+    async def _send_event(self, seq: int, event: e.Event) -> None:
+        assert self.binding is not None and self.scenario is not None
+        shown = visible(self.scenario, event, self.binding.viewer)
+        await self._send(protocol.event(seq, e.event_to_dict(shown) if shown else None))
+        self.last_sent = seq
+
+    # ----------------------------------------------------------------------------------------
+    # Presence: every connection tells the group when it comes and goes; the others answer
+    # "here" so a newcomer learns who is already connected, whichever process serves them.
+
+    async def _announce(self, kind: str) -> None:
+        assert self.binding is not None
+        await self.channel_layer.group_send(
+            self.group,
+            {"type": kind, "channel": self.channel_name, "viewer": self.binding.viewer},
+        )
+
+    async def presence_join(self, message: dict[str, Any]) -> None:
+        if message["channel"] == self.channel_name:
+            return
+        self.peers[message["channel"]] = message["viewer"]
+        await self._announce("presence.here")
+        await self._send_presence()
+
+    async def presence_here(self, message: dict[str, Any]) -> None:
+        if message["channel"] == self.channel_name or message["channel"] in self.peers:
+            return
+        self.peers[message["channel"]] = message["viewer"]
+        await self._send_presence()
+
+    async def presence_leave(self, message: dict[str, Any]) -> None:
+        if self.peers.pop(message["channel"], None) is not None:
+            await self._send_presence()
+
+    async def _send_presence(self) -> None:
+        if self.last_sent is None or self.scenario is None:
+            return
+        seats = {m.key for m in self.scenario.members}
+        viewers = list(self.peers.values())
+        await self._send(
+            protocol.presence(
+                online=sorted({v for v in viewers if v in seats}),
+                instructor=any(v == "instructor" for v in viewers),
+                spectators=sum(1 for v in viewers if v == SPECTATOR),
+            )
+        )
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame, separators=(",", ":"), allow_nan=False))

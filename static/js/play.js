@@ -1,0 +1,1 @@
+// The table: built by the front-end work.

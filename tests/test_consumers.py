@@ -1,0 +1,632 @@
+"""The game consumer, through Channels' WebsocketCommunicator: every frame, every refusal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.backends.db import SessionStore
+from django.core.management import call_command
+
+from accounts.models import Player
+from config.asgi import application
+from negotiation import consumers, services
+from negotiation.engine import commands as c
+from negotiation.engine.scenario import Deadlines, GameDefaults
+from negotiation.models import Game, GameEvent, Scenario
+from negotiation.runtime import runtime
+from negotiation.selectors import HOST_SESSION_KEY
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+ORIGIN = (b"origin", b"http://testserver")
+WAIT = float(__import__("os").environ.get("TEST_WAIT", "3.0"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_server(settings: Any) -> Iterator[None]:
+    """A clean process for every test: no cached states, timers, bots or channel layers."""
+    settings.RATIFY_BOT_DELAY = 0
+    channel_layers.backends.clear()
+    services.state_cache.clear()
+    runtime.reset()
+    yield
+    runtime.reset()
+    services.state_cache.clear()
+
+
+@dataclass
+class Table:
+    """A game of GATT with human seats; ``sessions`` maps a seat (or "host") to its cookie."""
+
+    game: Game
+    sessions: dict[str, str]
+
+    @property
+    def code(self) -> str:
+        return self.game.code
+
+
+def _session(**values: Any) -> str:
+    store = SessionStore()
+    for key, value in values.items():
+        store[key] = value
+    store.create()
+    assert store.session_key is not None
+    return store.session_key
+
+
+def _table(
+    humans: tuple[str, ...] = ("A-chief", "A1", "B-chief", "B1"),
+    bots: tuple[str, ...] = (),
+    settings: GameDefaults | None = None,
+) -> Table:
+    call_command("load_scenarios", verbosity=0)
+    scenario = Scenario.objects.get(slug="gatt")
+    game = services.create_game(scenario=scenario, settings=settings, bot_seats=bots)
+    sessions: dict[str, str] = {"host": _session(**{HOST_SESSION_KEY: [game.code]})}
+    for seat in humans:
+        player = Player.objects.create(display_name=f"Player {seat}")
+        outcome = services.take_seat(game=game, player=player, seat_key=seat)
+        assert outcome.accepted, outcome
+        sessions[seat] = _session(**{Player.SESSION_KEY: str(player.pk)})
+    sessions["spectator"] = _session()
+    game.refresh_from_db()
+    return Table(game, sessions)
+
+
+table = sync_to_async(_table)
+
+
+def communicator(code: str, session: str | None, *, host: bool = False) -> WebsocketCommunicator:
+    headers = [ORIGIN]
+    if session is not None:
+        headers.append((b"cookie", f"sessionid={session}".encode()))
+    path = f"/ws/games/{code}/" + ("?role=host" if host else "")
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+class Client:
+    """A connected, synced client that collects frames."""
+
+    def __init__(self, socket: WebsocketCommunicator) -> None:
+        self.socket = socket
+        self.seq = 0
+        self.seen: list[dict[str, Any]] = []
+        #: Frames before this index have been claimed by ``until`` or ``event``.
+        self.cursor = 0
+        self.counter = 0
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        await self.socket.send_to(text_data=frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def receive(self, timeout: float = WAIT) -> dict[str, Any]:
+        frame: dict[str, Any] = json.loads(await self.socket.receive_from(timeout=timeout))
+        self.seen.append(frame)
+        if frame["type"] == "event":
+            assert frame["seq"] == self.seq + 1, f"gap or repeat: {frame['seq']} after {self.seq}"
+            self.seq = frame["seq"]
+        elif frame["type"] == "snapshot":
+            self.seq = frame["seq"]
+        return frame
+
+    async def until(self, kind: str, timeout: float = WAIT, **fields: Any) -> dict[str, Any]:
+        """The next frame of ``kind`` with ``fields`` not claimed yet, received or still to
+        come; frames before it are claimed too."""
+        return await self._claim(
+            lambda f: f["type"] == kind and all(f.get(k) == v for k, v in fields.items()), timeout
+        )
+
+    async def event(self, event_type: str, timeout: float = WAIT) -> dict[str, Any]:
+        """The next unclaimed event frame of ``event_type``."""
+        return await self._claim(
+            lambda f: (
+                f["type"] == "event" and f["event"] is not None and f["event"]["type"] == event_type
+            ),
+            timeout,
+        )
+
+    async def _claim(self, wanted: Any, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            while self.cursor < len(self.seen):
+                frame = self.seen[self.cursor]
+                self.cursor += 1
+                if wanted(frame):
+                    return frame
+            await self.receive(timeout=max(0.05, deadline - time.monotonic()))
+
+    async def command(self, name: str, **args: Any) -> dict[str, Any]:
+        """Send a command and return its ack or error frame."""
+        self.counter += 1
+        command_id = f"c{self.counter}"
+        await self.send({"type": "command", "id": command_id, "name": name, "args": args})
+        deadline = time.monotonic() + WAIT
+        start = len(self.seen)
+        while True:
+            for frame in self.seen[start:]:
+                if frame["type"] in ("ack", "error") and frame.get("id") == command_id:
+                    return frame
+            start = len(self.seen)
+            await self.receive(timeout=max(0.05, deadline - time.monotonic()))
+
+    async def quiet(self, timeout: float = 0.2) -> list[dict[str, Any]]:
+        """Every unclaimed frame, receiving until none arrives for ``timeout`` seconds (without
+        cancelling the application, as a timed-out receive would); claims them all."""
+        while not await self.socket.receive_nothing(timeout=timeout):
+            await self.receive()
+        frames = self.seen[self.cursor :]
+        self.cursor = len(self.seen)
+        return frames
+
+    async def close(self) -> None:
+        await self.socket.disconnect()
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Any]:
+    opened: list[Client] = []
+
+    async def open_client(
+        code: str, session: str | None, *, host: bool = False, hello: int | bool | None = None
+    ) -> Client:
+        socket = communicator(code, session, host=host)
+        connected, _ = await socket.connect(timeout=WAIT)
+        assert connected
+        client = Client(socket)
+        opened.append(client)
+        if hello is not False:
+            await client.send({"type": "hello", "last_seq": hello})
+        return client
+
+    yield open_client
+    for client in opened:
+        await client.close()
+    await runtime.idle()
+
+
+# --------------------------------------------------------------------------------------------
+# Connecting and binding
+
+
+async def test_an_unknown_game_closes_with_4404() -> None:
+    await table()
+    socket = communicator("NOSUCH", None)
+    connected, code = await socket.connect(timeout=WAIT)
+    assert not connected
+    assert code == consumers.CLOSE_NO_SUCH_GAME
+
+
+async def test_a_foreign_origin_is_refused() -> None:
+    t = await table()
+    socket = WebsocketCommunicator(
+        application, f"/ws/games/{t.code}/", headers=[(b"origin", b"http://evil.example")]
+    )
+    connected, _ = await socket.connect(timeout=WAIT)
+    assert not connected
+
+
+async def test_hello_without_seq_gets_the_seats_snapshot(connect: Any) -> None:
+    t = await table()
+    client = await connect(t.code, t.sessions["A1"])
+    snapshot = await client.until("snapshot")
+    assert snapshot["seq"] == t.game.last_seq
+    state = snapshot["state"]
+    assert state["me"]["seat"] == "A1"
+    assert state["me"]["reservation"] == 70
+    assert state["phase"] == "lobby"
+    # A1 does not see the other members' ideal points.
+    others = [
+        member
+        for country in state["scenario"]["countries"]
+        for member in (country["chief"], *country["constituents"])
+        if member["key"] != "A1"
+    ]
+    assert all("ideal" not in member for member in others)
+
+
+async def test_the_host_link_binds_the_instructor(connect: Any) -> None:
+    t = await table()
+    client = await connect(t.code, t.sessions["host"], host=True)
+    snapshot = await client.until("snapshot")
+    assert snapshot["state"]["me"]["role"] == "instructor"
+    assert await client.command("start_game") == {
+        "type": "ack",
+        "id": "c1",
+        "seq": t.game.last_seq + 1,
+    }
+
+
+async def test_asking_for_host_without_the_link_gives_the_players_view(connect: Any) -> None:
+    t = await table()
+    client = await connect(t.code, t.sessions["A1"], host=True)
+    assert (await client.until("snapshot"))["state"]["me"]["seat"] == "A1"
+    assert (await client.command("start_game"))["code"] == "forbidden"
+
+
+async def test_a_stranger_is_a_spectator(connect: Any) -> None:
+    t = await table()
+    client = await connect(t.code, None)
+    assert (await client.until("snapshot"))["state"]["me"]["role"] == "spectator"
+
+
+# --------------------------------------------------------------------------------------------
+# Client frames
+
+
+async def test_ping_gets_pong(connect: Any) -> None:
+    t = await table()
+    client = await connect(t.code, t.sessions["A1"])
+    await client.until("snapshot")
+    await client.send({"type": "ping", "t": 42})
+    assert await client.until("pong") == {"type": "pong", "t": 42}
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("not json", "bad_frame"),
+        (json.dumps({"type": "dance"}), "unknown_frame"),
+        (json.dumps({"type": "hello", "last_seq": "x"}), "bad_frame"),
+        (json.dumps({"type": "ping", "t": 1}) + " " * 20_000, "frame_too_large"),
+        (json.dumps({"type": "command", "id": "x1", "name": "fly", "args": {}}), "unknown_command"),
+        (
+            json.dumps({"type": "command", "id": "x2", "name": "propose", "args": {"values": "5"}}),
+            "bad_command",
+        ),
+    ],
+)
+async def test_bad_frames_get_an_error_and_the_connection_stays_open(
+    connect: Any, text: str, code: str
+) -> None:
+    t = await table()
+    client = await connect(t.code, t.sessions["A-chief"])
+    await client.until("snapshot")
+    await client.send(text)
+    error = await client.until("error")
+    assert error["code"] == code
+    assert error["message"]
+    await client.send({"type": "ping", "t": 1})
+    assert (await client.until("pong"))["t"] == 1
+
+
+async def test_an_error_names_the_refused_command_id(connect: Any) -> None:
+    t = await table()
+    client = await connect(t.code, t.sessions["A-chief"])
+    await client.until("snapshot")
+    await client.send({"type": "command", "id": "bad-args", "name": "accept", "args": {"id": 1}})
+    assert (await client.until("error"))["id"] == "bad-args"
+
+
+async def test_a_spectator_may_send_no_command(connect: Any) -> None:
+    t = await table()
+    client = await connect(t.code, t.sessions["spectator"])
+    await client.until("snapshot")
+    refused = await client.command("chat", channel="table", text="hello")
+    assert refused["code"] == "forbidden"
+
+
+async def test_a_player_may_not_send_instructor_commands(connect: Any) -> None:
+    t = await table()
+    client = await connect(t.code, t.sessions["A-chief"])
+    await client.until("snapshot")
+    for name in ("start_game", "pause", "end_game"):
+        assert (await client.command(name))["code"] == "forbidden"
+
+
+async def test_the_instructor_may_not_send_player_commands(connect: Any) -> None:
+    t = await table()
+    host = await connect(t.code, t.sessions["host"], host=True)
+    await host.until("snapshot")
+    assert (await host.command("cast_ballot", yes=True))["code"] == "forbidden"
+
+
+async def test_rule_refusals_reach_the_player_with_their_code(connect: Any) -> None:
+    t = await table()
+    host = await connect(t.code, t.sessions["host"], host=True)
+    chief = await connect(t.code, t.sessions["A-chief"])
+    member = await connect(t.code, t.sessions["A1"])
+    for client in (host, chief, member):
+        await client.until("snapshot")
+    assert (await chief.command("propose", values=[5, 5]))["code"] == "wrong_phase"
+    await host.command("start_game")
+    assert (await member.command("propose", values=[5, 5]))["code"] == "not_a_chief"
+    assert (await chief.command("propose", values=[5, 11]))["code"] == "bad_values"
+    assert (await chief.command("accept", proposal_id=9))["code"] == "unknown_proposal"
+    assert (await member.command("cast_ballot", yes=True))["code"] == "wrong_phase"
+    assert (await chief.command("chat", channel="caucus:B", text="psst"))[
+        "code"
+    ] == "not_in_channel"
+    assert (await host.command("resume"))["code"] == "not_paused"
+    assert not await sync_to_async(GameEvent.objects.filter(type="proposal_made").exists)()
+
+
+async def test_the_rate_limit_refuses_a_flood_and_recovers(connect: Any) -> None:
+    t = await table()
+    client = await connect(t.code, t.sessions["A1"])
+    await client.until("snapshot")
+    for n in range(consumers.RATE_LIMIT_FRAMES + 5):
+        await client.send({"type": "ping", "t": n})
+    frames = await client.quiet(0.3)
+    assert any(f["type"] == "error" and f["code"] == "rate_limited" for f in frames)
+    await asyncio.sleep(consumers.RATE_LIMIT_SECONDS)
+    await client.send({"type": "ping", "t": 7})
+    assert (await client.until("pong"))["t"] == 7
+
+
+# --------------------------------------------------------------------------------------------
+# Commands and events
+
+
+async def test_a_command_sends_its_events_then_the_ack_and_others_see_them(connect: Any) -> None:
+    t = await table()
+    host = await connect(t.code, t.sessions["host"], host=True)
+    chief = await connect(t.code, t.sessions["A-chief"])
+    other = await connect(t.code, t.sessions["B-chief"])
+    for client in (host, chief, other):
+        await client.until("snapshot")
+    await host.command("start_game")
+    await chief.event("phase_changed")
+    await other.event("phase_changed")
+    ack = await chief.command("propose", values=[5, 5])
+    made = [
+        f
+        for f in chief.seen
+        if f["type"] == "event" and f["event"] and f["event"]["type"] == "proposal_made"
+    ]
+    assert len(made) == 1
+    assert chief.seen.index(made[0]) < chief.seen.index(ack)
+    assert ack == {"type": "ack", "id": ack["id"], "seq": made[0]["seq"]}
+    seen = await other.event("proposal_made")
+    assert seen["event"]["values"] == [5, 5]
+    assert seen["seq"] == made[0]["seq"]
+
+
+async def test_a_retried_command_id_is_acknowledged_again_but_applied_once(connect: Any) -> None:
+    t = await table()
+    host = await connect(t.code, t.sessions["host"], host=True)
+    chief = await connect(t.code, t.sessions["A-chief"])
+    await host.until("snapshot")
+    await chief.until("snapshot")
+    await host.command("start_game")
+    frame = {"type": "command", "id": "same", "name": "propose", "args": {"values": [4, 6]}}
+    await chief.send(frame)
+    first = await chief.until("ack", id="same")
+    await chief.send(frame)
+    second = await chief.until("ack", id="same")
+    assert first == second
+    count = await sync_to_async(GameEvent.objects.filter(type="proposal_made").count)()
+    assert count == 1
+    # A refusal is answered the same way every time too.
+    refused = {"type": "command", "id": "no", "name": "withdraw", "args": {"proposal_id": 77}}
+    await chief.send(refused)
+    first_error = await chief.until("error", id="no")
+    await chief.send(refused)
+    assert await chief.until("error", id="no") == first_error
+
+
+async def test_a_retried_id_after_reconnecting_is_not_applied_twice(connect: Any) -> None:
+    t = await table()
+    host = await connect(t.code, t.sessions["host"], host=True)
+    await host.until("snapshot")
+    await host.command("start_game")
+    chief = await connect(t.code, t.sessions["A-chief"])
+    await chief.until("snapshot")
+    await chief.send({"type": "command", "id": "r1", "name": "propose", "args": {"values": [3, 7]}})
+    await chief.until("ack", id="r1")
+    await chief.close()
+    again = await connect(t.code, t.sessions["A-chief"], hello=chief.seq)
+    again.seq = chief.seq
+    await again.send({"type": "command", "id": "r1", "name": "propose", "args": {"values": [3, 7]}})
+    ack = await again.until("ack", id="r1")
+    assert ack["seq"] == chief.seq
+    assert await sync_to_async(GameEvent.objects.filter(type="proposal_made").count)() == 1
+
+
+async def test_events_a_seat_may_not_see_arrive_as_placeholders(connect: Any) -> None:
+    t = await table()
+    host = await connect(t.code, t.sessions["host"], host=True)
+    a1 = await connect(t.code, t.sessions["A1"])
+    b1 = await connect(t.code, t.sessions["B1"])
+    for client in (host, a1, b1):
+        await client.until("snapshot")
+    await host.command("start_game")
+    await a1.command("chat", channel="caucus:A", text="Hold out for a deep Bordurian cut.")
+    frame = await b1.until("event", seq=a1.seq)
+    assert frame == {"type": "event", "seq": a1.seq, "event": None}
+    shown = [f for f in a1.seen if f.get("seq") == a1.seq and f["type"] == "event"]
+    assert shown[0]["event"]["text"] == "Hold out for a deep Bordurian cut."
+
+
+async def test_a_ballot_stays_secret_until_the_count(connect: Any) -> None:
+    t = await table(humans=("A-chief", "B-chief", "A1", "B1"), bots=("A2", "A3", "B2", "B3"))
+    host = await connect(t.code, t.sessions["host"], host=True)
+    a_chief = await connect(t.code, t.sessions["A-chief"])
+    b_chief = await connect(t.code, t.sessions["B-chief"])
+    a1 = await connect(t.code, t.sessions["A1"])
+    b1 = await connect(t.code, t.sessions["B1"])
+    for client in (host, a_chief, b_chief, a1, b1):
+        await client.until("snapshot")
+    await host.command("start_game")
+    await a_chief.command("propose", values=[5, 5])
+    proposal = (await b_chief.event("proposal_made"))["event"]["proposal_id"]
+    await b_chief.command("accept", proposal_id=proposal)
+    await a1.event("tentative_agreement")
+    await a1.command("cast_ballot", yes=True)
+    own = [
+        f
+        for f in a1.seen
+        if f["type"] == "event" and f["event"] and f["event"]["type"] == "ballot_cast"
+    ]
+    assert own and own[0]["event"] == {"type": "ballot_cast", "by": "A1", "yes": True}
+    placeholder = await b1.until("event", seq=own[0]["seq"])
+    assert placeholder["event"] is None
+    await b1.command("cast_ballot", yes=True)
+    counted = await a_chief.event("ballots_counted", timeout=5)
+    assert counted["event"]["ballots"]["A1"] is True
+    await a_chief.event("agreement_in_force")
+
+
+# --------------------------------------------------------------------------------------------
+# Reconnecting
+
+
+async def test_reconnecting_with_the_last_seq_gets_exactly_the_missed_events(connect: Any) -> None:
+    t = await table()
+    host = await connect(t.code, t.sessions["host"], host=True)
+    chief = await connect(t.code, t.sessions["A-chief"])
+    await host.until("snapshot")
+    await chief.until("snapshot")
+    await host.command("start_game")
+    await chief.event("phase_changed")
+    held = chief.seq
+    await chief.close()
+    for n in range(3):
+        await host.command("extend_deadline", seconds=60 + n)
+    back = await connect(t.code, t.sessions["A-chief"], hello=held)
+    back.seq = held
+    frames = await back.quiet(0.3)
+    events = [f for f in frames if f["type"] == "event"]
+    assert [f["seq"] for f in events] == [held + 1, held + 2, held + 3]
+    assert [f["event"]["seconds"] for f in events] == [60, 61, 62]
+    assert not any(f["type"] == "snapshot" for f in frames)
+
+
+async def test_a_client_too_far_behind_gets_a_snapshot(connect: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(consumers, "REPLAY_LIMIT", 2)
+    t = await table()
+    host = await connect(t.code, t.sessions["host"], host=True)
+    await host.until("snapshot")
+    await host.command("start_game")
+    for n in range(3):
+        await host.command("extend_deadline", seconds=10 + n)
+    back = await connect(t.code, t.sessions["A-chief"], hello=1)
+    snapshot = await back.until("snapshot")
+    assert snapshot["seq"] == host.seq
+
+
+async def test_a_seq_from_the_future_gets_a_snapshot(connect: Any) -> None:
+    t = await table()
+    client = await connect(t.code, t.sessions["A1"], hello=10_000)
+    assert (await client.until("snapshot"))["seq"] == t.game.last_seq
+
+
+async def test_no_event_before_hello_then_every_seq_once(connect: Any) -> None:
+    t = await table()
+    host = await connect(t.code, t.sessions["host"], host=True)
+    await host.until("snapshot")
+    quiet = await connect(t.code, t.sessions["A1"], hello=False)
+    await host.command("start_game")
+    assert await quiet.quiet(0.3) == []
+    await quiet.send({"type": "hello", "last_seq": None})
+    assert (await quiet.until("snapshot"))["seq"] == host.seq
+
+
+async def test_events_the_layer_lost_are_fetched_from_the_log(
+    connect: Any, monkeypatch: Any
+) -> None:
+    t = await table()
+    host = await connect(t.code, t.sessions["host"], host=True)
+    watcher = await connect(t.code, t.sessions["B1"])
+    await host.until("snapshot")
+    await watcher.until("snapshot")
+    real_publish = services.publish
+    monkeypatch.setattr(services, "publish", lambda game_id, stored: None)
+    # Written by "another process" whose publication never arrives.
+    await sync_to_async(services.submit)(
+        game_id=t.game.pk, command=c.StartGame(c.INSTRUCTOR), issuer="elsewhere"
+    )
+    monkeypatch.setattr(services, "publish", real_publish)
+    await host.command("extend_deadline", seconds=30)
+    frames = await watcher.quiet(0.3)
+    kinds = [f["event"]["type"] for f in frames if f["type"] == "event"]
+    assert kinds == ["phase_changed", "deadline_extended"]
+
+
+# --------------------------------------------------------------------------------------------
+# Presence
+
+
+async def test_presence_lists_who_is_connected(connect: Any) -> None:
+    t = await table()
+    a1 = await connect(t.code, t.sessions["A1"])
+    await a1.until("snapshot")
+    await a1.until("presence", online=["A1"])
+    b1 = await connect(t.code, t.sessions["B1"])
+    await b1.until("snapshot")
+    await a1.until("presence", online=["A1", "B1"])
+    await b1.until("presence", online=["A1", "B1"])
+    host = await connect(t.code, t.sessions["host"], host=True)
+    await a1.until("presence", online=["A1", "B1"], instructor=True)
+    await host.close()
+    await b1.close()
+    await a1.until("presence", online=["A1"], instructor=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Deadlines and bots
+
+
+async def test_a_deadline_that_passed_while_the_server_was_down_fires_once(connect: Any) -> None:
+    settings = GameDefaults(deadlines=Deadlines(level1=10, level2=10, compliance=10))
+    t = await table(settings=settings)
+    # Started 20 s ago by a server that has since gone away: its level 1 deadline has passed.
+    await sync_to_async(services.submit)(
+        game_id=t.game.pk,
+        command=c.StartGame(c.INSTRUCTOR),
+        issuer="old-server",
+        now=time.time() - 20,
+    )
+    services.state_cache.clear()
+    # The clients held everything up to the start; the first connection starts the runtime,
+    # whose timer may fire before or after their hello: either way they get the events.
+    held = t.game.last_seq + 1
+    first = await connect(t.code, t.sessions["A1"], hello=held)
+    second = await connect(t.code, t.sessions["B1"], hello=held)
+    first.seq = second.seq = held
+    ended = await first.event("round_ended", timeout=5)
+    assert ended["event"]["result"] == "no_agreement"
+    await second.event("game_ended", timeout=5)
+    await runtime.idle()
+    await asyncio.sleep(0.3)
+    fired = await sync_to_async(
+        lambda: list(GameEvent.objects.filter(game=t.game, type="round_ended"))
+    )()
+    assert len(fired) == 1
+
+
+async def test_bots_answer_a_human_chief(connect: Any) -> None:
+    t = await table(humans=("A-chief",), bots=("A1", "A2", "A3", "B-chief", "B1", "B2", "B3"))
+    host = await connect(t.code, t.sessions["host"], host=True)
+    chief = await connect(t.code, t.sessions["A-chief"])
+    await host.until("snapshot")
+    await chief.until("snapshot")
+    await host.command("start_game")
+    # The B bot opens; GATT's Nash point (5, 5) is acceptable to A: accepting it ends the round.
+    made = await chief.event("proposal_made", timeout=5)
+    assert made["event"]["by"] == "B-chief"
+    await chief.command("accept", proposal_id=made["event"]["proposal_id"])
+    await chief.event("tentative_agreement")
+    in_force = await chief.event("agreement_in_force", timeout=5)
+    assert in_force["event"]["values"] == [5, 5]
+    await chief.event("game_ended", timeout=5)
+
+
+async def test_seat_bot_and_release_seat_from_the_host(connect: Any) -> None:
+    t = await table()
+    host = await connect(t.code, t.sessions["host"], host=True)
+    await host.until("snapshot")
+    assert (await host.command("seat_bot", seat="A2"))["type"] == "ack"
+    taken = await host.event("seat_taken")
+    assert taken["event"]["bot"] is True
+    assert (await host.command("release_seat", seat="A2"))["type"] == "ack"
+    assert (await host.command("release_seat", seat="A2"))["code"] == "seat_empty"
+    assert (await host.command("seat_bot", seat="Z9"))["code"] == "unknown_seat"
