@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: setup run lint test bench fmt
+.PHONY: setup run lint test bench fmt services
 
 $(VENV_STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -23,7 +23,11 @@ lint: $(VENV_STAMP)
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy .
 
-test: setup lint
+# PostgreSQL, Redis and Chromium: started or installed when missing (see .ci/ensure-services).
+services:
+	.ci/ensure-services
+
+test: setup lint services
 	.venv/bin/pytest
 
 bench: $(VENV_STAMP)

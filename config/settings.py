@@ -6,6 +6,7 @@
 - ``DJANGO_CSRF_TRUSTED_ORIGINS``: comma-separated origins, e.g. https://ratify.example.org.
 - ``DATABASE_URL``: any URL dj-database-url understands (default: SQLite in the project root).
 - ``REDIS_URL``: when set, Channels uses the Redis pub/sub layer; otherwise an in-memory layer.
+- ``RATIFY_CHANNEL_PREFIX``: prefix of the Redis channel names (default "ratify").
 - ``RATIFY_BOT_DELAY``: seconds a bot waits before each move (default 1.0; 0 in tests).
 """
 
@@ -100,6 +101,12 @@ TEMPLATES: list[dict[str, Any]] = [
 ASGI_APPLICATION = "config.asgi.application"
 
 DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several server processes may share the file: take the write lock when a transaction
+    # begins (SQLite has no row locks) and wait for it rather than fail.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CHANNEL_LAYERS: dict[str, dict[str, Any]]
@@ -107,7 +114,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Redis pub/sub channels are shared by every database number: installations
+            # sharing one Redis need their own prefix.
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": os.environ.get("RATIFY_CHANNEL_PREFIX", "ratify"),
+            },
         }
     }
 else:

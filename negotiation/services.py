@@ -14,6 +14,7 @@ All functions here are synchronous (database work); async code calls them throug
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import threading
 import time
@@ -41,8 +42,10 @@ logger = logging.getLogger(__name__)
 #: Join codes use letters and digits that cannot be mistaken for one another.
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 6
-#: How often a command is decided again after losing a race for the next seq.
-MAX_WRITE_ATTEMPTS = 8
+#: How often a command is decided again after losing a race for the next seq; between
+#: attempts it waits a random moment, longer each time, so racing writers spread out.
+MAX_WRITE_ATTEMPTS = 25
+RETRY_PAUSE_SECONDS = 0.002
 #: Folded states kept in memory per process.
 STATE_CACHE_SIZE = 256
 
@@ -194,33 +197,38 @@ def submit(
     id returns the recorded outcome and changes nothing. Never raises for a refused command (the
     outcome says why); raises ``GameNotFoundError`` for an unknown game.
     """
-    if client_id is not None:
-        answered = _recorded(game_id, issuer, client_id)
-        if answered is not None:
-            return answered
-    for _ in range(MAX_WRITE_ATTEMPTS):
-        state = load_state(game_id)
-        moment = time.time() if now is None else now
+    for attempt in range(MAX_WRITE_ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0, RETRY_PAUSE_SECONDS * attempt))
         try:
-            events = decide(state, command, moment)
-        except RuleViolation as refusal:
-            return _record_refusal(game_id, issuer, client_id, command, refusal, state.seq)
-        try:
-            stored, after = _append(game_id, state, events, issuer, client_id, command)
+            with transaction.atomic():
+                # Writers of one game queue on its row. The unique (game, seq) remains the
+                # guarantee where a database has no row locks.
+                if not list(Game.objects.select_for_update().filter(pk=game_id).values_list("pk")):
+                    raise GameNotFoundError(game_id)
+                if client_id is not None:
+                    answered = _recorded(game_id, issuer, client_id)
+                    if answered is not None:
+                        return answered
+                state = load_state(game_id)
+                moment = time.time() if now is None else now
+                try:
+                    events = decide(state, command, moment)
+                except RuleViolation as refusal:
+                    if client_id is not None:
+                        _store_refusal(game_id, issuer, client_id, command, refusal, state.seq)
+                    return Outcome(
+                        accepted=False,
+                        last_seq=state.seq,
+                        code=refusal.code,
+                        message=refusal.message,
+                    )
+                stored, after = _append(game_id, state, events, issuer, client_id, command)
         except IntegrityError:
             # Another writer took the next seq (or answered the same command id) first.
             state_cache.forget(game_id)
-            if client_id is not None:
-                answered = _recorded(game_id, issuer, client_id)
-                if answered is not None:
-                    return answered
             continue
-        return Outcome(
-            accepted=True,
-            last_seq=after.seq,
-            events=tuple(stored),
-            state=after,
-        )
+        return Outcome(accepted=True, last_seq=after.seq, events=tuple(stored), state=after)
     logger.warning("game %s: gave up on %s after %d races", game_id, command, MAX_WRITE_ATTEMPTS)
     return Outcome(
         accepted=False,
@@ -243,32 +251,24 @@ def _recorded(game_id: int, issuer: str, client_id: str) -> Outcome | None:
     )
 
 
-def _record_refusal(
+def _store_refusal(
     game_id: int,
     issuer: str,
-    client_id: str | None,
+    client_id: str,
     command: c.Command,
     refusal: RuleViolation,
     seq: int,
-) -> Outcome:
-    if client_id is not None:
-        try:
-            with transaction.atomic():
-                GameCommand.objects.create(
-                    game_id=game_id,
-                    issuer=issuer,
-                    client_id=client_id,
-                    name=command.NAME,
-                    accepted=False,
-                    last_seq=seq,
-                    code=refusal.code,
-                    message=refusal.message,
-                )
-        except IntegrityError:
-            answered = _recorded(game_id, issuer, client_id)
-            if answered is not None:
-                return answered
-    return Outcome(accepted=False, last_seq=seq, code=refusal.code, message=refusal.message)
+) -> None:
+    GameCommand.objects.create(
+        game_id=game_id,
+        issuer=issuer,
+        client_id=client_id,
+        name=command.NAME,
+        accepted=False,
+        last_seq=seq,
+        code=refusal.code,
+        message=refusal.message,
+    )
 
 
 def _append(
@@ -279,8 +279,8 @@ def _append(
     client_id: str | None,
     command: c.Command,
 ) -> tuple[list[StoredEvent], GameState]:
-    """Append ``events`` after ``state`` in one transaction. Raises ``IntegrityError`` when
-    another writer got there first."""
+    """Append ``events`` after ``state`` (in the caller's transaction). Raises
+    ``IntegrityError`` when another writer got there first."""
     stored: list[StoredEvent] = []
     after = state
     for event in events:
@@ -303,9 +303,10 @@ def _append(
                 accepted=True,
                 last_seq=after.seq,
             )
+        # Cached and published only once the events are stored for good.
+        transaction.on_commit(lambda: state_cache.put(game_id, after))
         if stored:
             transaction.on_commit(lambda: publish(game_id, stored))
-    state_cache.put(game_id, after)
     return stored, after
 
 

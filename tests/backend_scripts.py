@@ -1,0 +1,155 @@
+"""Scripts the backend tests run in a separate process against a real database.
+
+Run as ``manage.py shell -c "from tests.backend_scripts import ...; ..."`` with
+``DATABASE_URL`` set; each prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from django.db import IntegrityError, connection
+
+from negotiation import services
+from negotiation.engine import commands as c
+from negotiation.engine.bots import BotBrain, bot_commands
+from negotiation.engine.winset import Analysis
+from negotiation.models import GameEvent
+
+
+def play_bots(code: str) -> None:
+    """Start the game and let its bots play it to the end, synchronously."""
+    game = services.game_by_code(code)
+    started = services.submit(game_id=game.pk, command=c.StartGame(c.INSTRUCTOR), issuer="test")
+    assert started.accepted, started
+    state = services.load_state(game.pk)
+    brain = BotBrain(Analysis(state.scenario))
+    moves = 0
+    while not state.ended and moves < 500:
+        moved = False
+        for seat in sorted(state.seats):
+            for index, command in enumerate(bot_commands(state, seat, brain)):
+                outcome = services.submit(
+                    game_id=game.pk,
+                    command=command,
+                    issuer=services.BOT_ISSUER,
+                    client_id=f"bot:{seat}:{state.seq}:{index}",
+                )
+                assert outcome.accepted, outcome
+                moved = True
+                moves += 1
+            state = services.load_state(game.pk)
+        if not moved:
+            break
+    print(json.dumps({"phase": state.phase, "seq": state.seq, "moves": moves}))
+
+
+def race(code: str, writers: int, each: int) -> None:
+    """``writers`` threads each post ``each`` chat lines to the same game at once."""
+    game = services.game_by_code(code)
+    services.submit(game_id=game.pk, command=c.StartGame(c.INSTRUCTOR), issuer="test")
+    chiefs = ["A-chief", "B-chief"]
+    barrier = threading.Barrier(writers)
+    conflicts = 0
+    refused: list[Any] = []
+    lock = threading.Lock()
+    original = services._append
+
+    def counting_append(*args: Any, **kwargs: Any) -> Any:
+        nonlocal conflicts
+        try:
+            return original(*args, **kwargs)
+        except IntegrityError:
+            with lock:
+                conflicts += 1
+            raise
+
+    services._append = counting_append
+
+    def writer(number: int) -> None:
+        barrier.wait()
+        try:
+            for line in range(each):
+                outcome = services.submit(
+                    game_id=game.pk,
+                    command=c.Chat(chiefs[number % 2], "table", f"writer {number} line {line}"),
+                    issuer=f"writer-{number}",
+                    client_id=f"line-{line}",
+                )
+                if not outcome.accepted:
+                    with lock:
+                        refused.append(outcome.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seqs = list(GameEvent.objects.filter(game=game).order_by("seq").values_list("seq", flat=True))
+    chats = GameEvent.objects.filter(game=game, type="chat_posted").count()
+    print(
+        json.dumps(
+            {
+                "seqs": seqs,
+                "chats": chats,
+                "conflicts": conflicts,
+                "refused": refused,
+                "vendor": connection.vendor,
+            }
+        )
+    )
+
+
+def stale_writer(code: str) -> None:
+    """A writer that decided on a stale state collides on the unique (game, seq), reloads and
+    decides again: its command is applied once, after the one that beat it."""
+    game = services.game_by_code(code)
+    services.submit(game_id=game.pk, command=c.StartGame(c.INSTRUCTOR), issuer="test")
+    stale = services.load_state(game.pk)
+    # Another process writes first.
+    services.submit(game_id=game.pk, command=c.Chat("A-chief", "table", "first"), issuer="other")
+    real_load = services.load_state
+    loads: list[int] = []
+
+    def load_once_stale(game_id: int) -> Any:
+        loads.append(game_id)
+        return stale if len(loads) == 1 else real_load(game_id)
+
+    services.load_state = load_once_stale
+    conflicts = 0
+    original = services._append
+
+    def counting_append(*args: Any, **kwargs: Any) -> Any:
+        nonlocal conflicts
+        try:
+            return original(*args, **kwargs)
+        except IntegrityError:
+            conflicts += 1
+            raise
+
+    services._append = counting_append
+    outcome = services.submit(
+        game_id=game.pk, command=c.Chat("B-chief", "table", "second"), issuer="me", client_id="x"
+    )
+    texts = [
+        payload["text"]
+        for payload in GameEvent.objects.filter(game=game, type="chat_posted")
+        .order_by("seq")
+        .values_list("payload", flat=True)
+    ]
+    print(
+        json.dumps(
+            {
+                "accepted": outcome.accepted,
+                "last_seq": outcome.last_seq,
+                "conflicts": conflicts,
+                "loads": len(loads),
+                "texts": texts,
+                "vendor": connection.vendor,
+            }
+        )
+    )

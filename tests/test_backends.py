@@ -1,0 +1,129 @@
+"""PostgreSQL and Redis, for real: DATABASE_URL and REDIS_URL switch the project onto them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+from tests.live import REDIS_URL, create_game, manage, postgres_database, require, server_env
+
+pytestmark = pytest.mark.timeout(300)
+
+SETTINGS_PROBE = (
+    "from django.conf import settings; from channels.layers import get_channel_layer; "
+    "import json; print(json.dumps({'engine': settings.DATABASES['default']['ENGINE'], "
+    "'layer': type(get_channel_layer()).__name__}))"
+)
+
+
+def last_json(output: str) -> dict[str, object]:
+    parsed: dict[str, object] = json.loads(output.strip().splitlines()[-1])
+    return parsed
+
+
+def test_the_default_is_sqlite_and_the_in_memory_layer() -> None:
+    probe = last_json(manage(server_env(), "shell", "-c", SETTINGS_PROBE))
+    assert probe == {"engine": "django.db.backends.sqlite3", "layer": "InMemoryChannelLayer"}
+
+
+def test_database_url_and_redis_url_switch_to_postgresql_and_redis() -> None:
+    env = server_env(
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres", REDIS_URL=REDIS_URL
+    )
+    probe = last_json(manage(env, "shell", "-c", SETTINGS_PROBE))
+    assert probe == {
+        "engine": "django.db.backends.postgresql",
+        "layer": "RedisPubSubChannelLayer",
+    }
+
+
+def test_postgresql_migrates_loads_the_scenarios_and_plays_a_whole_game() -> None:
+    with postgres_database() as url:
+        env = server_env(DATABASE_URL=url)
+        manage(env, "migrate", "--noinput")
+        assert "6 scenarios loaded" in manage(env, "load_scenarios")
+        game = create_game(env, "gatt", bots="all")
+        played = last_json(
+            manage(
+                env,
+                "shell",
+                "-c",
+                f"from tests.backend_scripts import play_bots; play_bots({game['code']!r})",
+            )
+        )
+        assert played["phase"] == "ended"
+        report = last_json(manage(env, "score_game", game["code"], "--json"))
+        assert report["phase"] == "ended"
+        debrief = report["debrief"]
+        assert isinstance(debrief, dict)
+        assert debrief["outcome"]["label"] == "cooperation"
+        assert debrief["agreement"] == {"a_cut": 5, "b_cut": 5}
+
+
+def test_concurrent_writers_on_postgresql_each_get_their_own_seq() -> None:
+    with postgres_database() as url:
+        env = server_env(DATABASE_URL=url)
+        manage(env, "migrate", "--noinput")
+        manage(env, "load_scenarios")
+        game = create_game(env, "gatt")
+        writers, each = 8, 25
+        result = last_json(
+            manage(
+                env,
+                "shell",
+                "-c",
+                f"from tests.backend_scripts import race; race({game['code']!r}, {writers}, {each})",
+            )
+        )
+        assert result["vendor"] == "postgresql"
+        assert result["refused"] == []
+        assert result["chats"] == writers * each
+        seqs = result["seqs"]
+        assert isinstance(seqs, list)
+        assert seqs == list(range(1, len(seqs) + 1))
+        # The writers queue on the game's row lock instead of colliding on the next seq.
+        assert result["conflicts"] == 0
+
+
+def test_a_writer_with_a_stale_state_collides_reloads_and_applies_once() -> None:
+    with postgres_database() as url:
+        env = server_env(DATABASE_URL=url)
+        manage(env, "migrate", "--noinput")
+        manage(env, "load_scenarios")
+        game = create_game(env, "gatt")
+        result = last_json(
+            manage(
+                env,
+                "shell",
+                "-c",
+                f"from tests.backend_scripts import stale_writer; stale_writer({game['code']!r})",
+            )
+        )
+        assert result["vendor"] == "postgresql"
+        assert result["conflicts"] == 1
+        assert result["loads"] == 2
+        assert result["accepted"] is True
+        assert result["texts"] == ["first", "second"]
+
+
+async def test_the_redis_pubsub_layer_carries_a_group_message_between_processes() -> None:
+    require("127.0.0.1", 6379, "Redis")
+    prefix = f"ratify-test-{uuid.uuid4().hex[:8]}"
+    # Two layers with their own connections, as in two server processes.
+    here = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix=prefix)
+    there = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix=prefix)
+    try:
+        channel = await here.new_channel()
+        await here.group_add("game.1", channel)
+        await asyncio.sleep(0.2)  # the subscription reaches Redis
+        for n in range(50):
+            await there.group_send("game.1", {"type": "game.events", "n": n})
+        received = [await asyncio.wait_for(here.receive(channel), 5) for _ in range(50)]
+        assert [m["n"] for m in received] == list(range(50))
+    finally:
+        await here.flush()
+        await there.flush()

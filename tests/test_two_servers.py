@@ -1,0 +1,211 @@
+"""Two Daphne processes on loopback, one PostgreSQL database and the real Redis: the players of
+one game are split across both servers and play it to the end; every player sees every event,
+in order, exactly as visibility allows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import websockets
+
+from negotiation.engine import events as e
+from negotiation.engine.commands import INSTRUCTOR
+from negotiation.engine.rules import initial_state
+from negotiation.engine.utility import votes_yes
+from negotiation.engine.visibility import visible
+from tests.live import (
+    REDIS_URL,
+    Browser,
+    Server,
+    create_game,
+    manage,
+    postgres_database,
+    require,
+    server_env,
+    start_server,
+)
+
+pytestmark = pytest.mark.timeout(240)
+STEP = 20.0
+
+
+class Player:
+    """One websocket client: sends hello, keeps every frame, checks seqs as they come."""
+
+    def __init__(self, name: str, server: Server, cookie: str, host: bool = False) -> None:
+        self.name = name
+        self.server = server
+        self.cookie = cookie
+        self.host = host
+        self.frames: list[dict[str, Any]] = []
+        self.events: dict[int, dict[str, Any] | None] = {}
+        self.first_seq = 0
+        self.seq = 0
+        self.arrived = asyncio.Event()
+        self.sent = 0
+
+    async def run(self, code: str) -> None:
+        path = f"/ws/games/{code}/" + ("?role=host" if self.host else "")
+        async with websockets.connect(
+            self.server.ws_base + path,
+            additional_headers={"Cookie": self.cookie, "Origin": self.server.base},
+            open_timeout=STEP,
+        ) as socket:
+            self.socket = socket
+            await socket.send(json.dumps({"type": "hello", "last_seq": None}))
+            async for text in socket:
+                frame = json.loads(text)
+                self.frames.append(frame)
+                if frame["type"] == "snapshot":
+                    self.first_seq = self.seq = frame["seq"]
+                elif frame["type"] == "event":
+                    assert frame["seq"] == self.seq + 1, (
+                        f"{self.name}: {frame['seq']} after {self.seq}"
+                    )
+                    self.seq = frame["seq"]
+                    self.events[frame["seq"]] = frame["event"]
+                self.arrived.set()
+
+    async def wait_for(self, predicate: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + STEP
+        index = 0
+        while True:
+            while index < len(self.frames):
+                frame = self.frames[index]
+                index += 1
+                if predicate(frame):
+                    return frame
+            self.arrived.clear()
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"{self.name} waited in vain; last frames: {self.frames[-3:]}"
+            await asyncio.wait_for(self.arrived.wait(), remaining)
+
+    async def event(self, event_type: str) -> dict[str, Any]:
+        frame = await self.wait_for(
+            lambda f: f["type"] == "event" and f["event"] and f["event"]["type"] == event_type
+        )
+        event: dict[str, Any] = frame["event"]
+        return event
+
+    async def command(self, name: str, **args: Any) -> dict[str, Any]:
+        self.sent += 1
+        command_id = f"{self.name}-{self.sent}"
+        await self.socket.send(
+            json.dumps({"type": "command", "id": command_id, "name": name, "args": args})
+        )
+        return await self.wait_for(lambda f: f.get("id") == command_id)
+
+
+@pytest.fixture
+def two_servers(tmp_path: Path) -> Iterator[tuple[dict[str, str], Server, Server]]:
+    require("127.0.0.1", 6379, "Redis")
+    with postgres_database() as url:
+        env = server_env(
+            DATABASE_URL=url,
+            REDIS_URL=REDIS_URL,
+            RATIFY_CHANNEL_PREFIX=f"ratify-test-{uuid.uuid4().hex[:8]}",
+        )
+        manage(env, "migrate", "--noinput")
+        manage(env, "load_scenarios")
+        first = start_server(env, tmp_path, "first")
+        try:
+            second = start_server(env, tmp_path, "second")
+            try:
+                yield env, first, second
+            finally:
+                second.stop()
+        finally:
+            first.stop()
+
+
+def stored_log(url: str, code: str) -> list[e.Event]:
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT ev.payload FROM negotiation_gameevent ev JOIN negotiation_game g "
+            "ON g.id = ev.game_id WHERE g.code = %s ORDER BY ev.seq",
+            (code,),
+        ).fetchall()
+    return [e.event_from_dict(row[0]) for row in rows]
+
+
+async def test_one_game_played_across_two_servers_sharing_redis(
+    two_servers: tuple[dict[str, str], Server, Server],
+) -> None:
+    env, first, second = two_servers
+    game = create_game(env, "gatt")
+    code = game["code"]
+    servers = (first, second)
+    host_browser = Browser(first.base)
+    host_browser.open_host_link(game["host_url"])
+    players: dict[str, Player] = {"host": Player("host", first, host_browser.cookie_header(), True)}
+    countries = sorted({s["country"] for s in game["seats"]})
+    for index, seat_info in enumerate(game["seats"]):
+        # Alternate within each country, each country starting on another server: the two
+        # chiefs and half of each country's constituents sit on each.
+        seat = seat_info["seat"]
+        server = servers[(index + countries.index(seat_info["country"])) % 2]
+        browser = Browser(server.base)
+        browser.take_seat(code, seat, f"Student {index + 1}")
+        players[seat] = Player(seat, server, browser.cookie_header())
+    assert {p.server.port for p in players.values()} == {first.port, second.port}
+
+    tasks = [asyncio.create_task(p.run(code)) for p in players.values()]
+    try:
+        for player in players.values():
+            await player.wait_for(lambda f: f["type"] == "snapshot")
+        host = players["host"]
+        assert (await host.command("start_game"))["type"] == "ack"
+
+        # Level I across the two servers: A's chief (first) proposes, B's chief (second) accepts.
+        a_chief, b_chief = players["A-chief"], players["B-chief"]
+        assert a_chief.server is not b_chief.server
+        await b_chief.event("phase_changed")
+        assert (await a_chief.command("propose", values=[5, 5]))["type"] == "ack"
+        proposal = await b_chief.event("proposal_made")
+        assert (await b_chief.command("accept", proposal_id=proposal["proposal_id"]))[
+            "type"
+        ] == "ack"
+
+        # Level II: every constituent votes sincerely on the frozen text.
+        log = stored_log(env["DATABASE_URL"], code)
+        created = log[0]
+        assert isinstance(created, e.GameCreated)
+        scenario = initial_state(created).scenario
+        for member in (m for m in scenario.members if m.role == "constituent"):
+            player = players[member.key]
+            text = (await player.event("tentative_agreement"))["values"]
+            yes = votes_yes(scenario.utility_of(member, text), member.reservation)
+            assert (await player.command("cast_ballot", yes=yes))["type"] == "ack"
+        for player in players.values():
+            await player.event("game_ended")
+        await asyncio.sleep(0.3)  # anything stray would arrive now
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    log = stored_log(env["DATABASE_URL"], code)
+    assert any(isinstance(event, e.AgreementInForce) for event in log)
+    last = len(log)
+    for name, player in players.items():
+        viewer = INSTRUCTOR if name == "host" else name
+        # Every seq after the snapshot, once and in order (checked as they came), to the end.
+        assert sorted(player.events) == list(range(player.first_seq + 1, last + 1)), name
+        for seq, shown in player.events.items():
+            expected = visible(scenario, log[seq - 1], viewer)
+            assert shown == (e.event_to_dict(expected) if expected else None), (name, seq)
+    # The ballots were secret: B1 received A1's ballot only as a placeholder.
+    ballot_seqs = [
+        seq
+        for seq, event in enumerate(log, 1)
+        if isinstance(event, e.BallotCast) and event.by == "A1"
+    ]
+    assert ballot_seqs and players["B1"].events[ballot_seqs[0]] is None
