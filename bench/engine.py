@@ -172,15 +172,19 @@ def long_game() -> list[Any]:
     run(c.StartGame(c.INSTRUCTOR))
     chiefs = [country.chief.key for country in scenario.countries]
     while len(log) < FOLD_EVENTS and not state.ended:
-        for _ in range(120):
-            chief = rng.choice(chiefs)
+        for _ in range(260):
+            # The chiefs' texts never coincide (identical texts would be an agreement).
+            side = rng.randrange(2)
+            chief = chiefs[side]
             run(c.Chat(chief, "table", "What about this?"))
-            run(c.Propose(chief, (float(rng.randint(3, 7)), float(rng.randint(3, 7)))))
+            a_cut = rng.randint(0, 4) if side == 0 else rng.randint(6, 10)
+            run(c.Propose(chief, (float(a_cut), float(rng.randint(3, 7)))))
         run(c.Propose(chiefs[0], (5.0, 5.0)))
         run(c.Accept(chiefs[1], state.next_proposal_id - 1))
         for country in scenario.countries:
             for member in country.constituents:
                 run(c.CastBallot(member.key, True))
+    assert len(log) >= FOLD_EVENTS, f"the game produced only {len(log)} events"
     return log
 
 
