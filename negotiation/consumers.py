@@ -20,7 +20,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from negotiation import protocol, selectors, services
 from negotiation.engine import events as e
-from negotiation.engine.scenario import Scenario
+from negotiation.engine.scenario import GameDefaults, Scenario
 from negotiation.engine.visibility import SPECTATOR, view, visible
 from negotiation.runtime import runtime
 
@@ -40,6 +40,7 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
 
     binding: selectors.Binding | None = None
     scenario: Scenario | None = None
+    settings: GameDefaults | None = None
     #: The last seq sent to the client; None until it said hello.
     last_sent: int | None = None
 
@@ -66,6 +67,7 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
             return
         state = await database_sync_to_async(services.load_state)(self.binding.game_id)
         self.scenario = state.scenario
+        self.settings = state.settings
         self.peers: dict[str, str] = {self.channel_name: self.binding.viewer}
         self.frames: list[float] = []
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -195,7 +197,7 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
 
     async def _send_event(self, seq: int, event: e.Event) -> None:
         assert self.binding is not None and self.scenario is not None
-        shown = visible(self.scenario, event, self.binding.viewer)
+        shown = visible(self.scenario, event, self.binding.viewer, settings=self.settings)
         await self._send(protocol.event(seq, e.event_to_dict(shown) if shown else None))
         self.last_sent = seq
 

@@ -252,7 +252,7 @@ def _build(name: str, args: _Args, actor: str) -> c.Command:
         return c.ExtendDeadline(actor, args.seconds)
     if isinstance(args, SeatArgs):
         if name == SEAT_BOT:
-            return c.TakeSeat(actor, args.seat, BOT_PLAYER, bot=True)
+            return c.TakeSeat(actor, args.seat, BOT_PLAYER, bot=True, name="Bot")
         return c.ReleaseSeat(actor, args.seat)
     no_args: dict[str, type[c.Command]] = {
         c.StartGame.NAME: c.StartGame,

@@ -326,7 +326,7 @@ def _project(game_id: int, state: GameState, stored: Iterable[StoredEvent]) -> N
         if isinstance(event, e.SeatTaken):
             player = _player_id(event.player) if not event.bot else None
             Seat.objects.filter(game_id=game_id, key=event.seat).update(
-                player_id=player, bot=event.bot, display_name="Bot" if event.bot else ""
+                player_id=player, bot=event.bot, display_name=event.name
             )
         elif isinstance(event, e.SeatReleased):
             Seat.objects.filter(game_id=game_id, key=event.seat).update(
@@ -406,7 +406,7 @@ def create_game(
     for seat in bot_seats:
         outcome = submit(
             game_id=game.pk,
-            command=c.TakeSeat(c.SYSTEM, seat, BOT_ISSUER, bot=True),
+            command=c.TakeSeat(c.SYSTEM, seat, BOT_ISSUER, bot=True, name="Bot"),
             issuer=SYSTEM_ISSUER,
         )
         assert outcome.accepted, outcome
@@ -448,11 +448,8 @@ def take_seat(*, game: Game, player: Player, seat_key: str | None) -> Outcome:
                 message="Every seat in this game is taken.",
             )
         seat_key = first.key
-    outcome = submit(
+    return submit(
         game_id=game.pk,
-        command=c.TakeSeat(c.SYSTEM, seat_key, str(player.pk), bot=False),
+        command=c.TakeSeat(c.SYSTEM, seat_key, str(player.pk), bot=False, name=player.display_name),
         issuer=f"player:{player.pk}",
     )
-    if outcome.accepted:
-        Seat.objects.filter(game=game, key=seat_key).update(display_name=player.display_name)
-    return outcome

@@ -630,3 +630,48 @@ async def test_seat_bot_and_release_seat_from_the_host(connect: Any) -> None:
     assert (await host.command("release_seat", seat="A2"))["type"] == "ack"
     assert (await host.command("release_seat", seat="A2"))["code"] == "seat_empty"
     assert (await host.command("seat_bot", seat="Z9"))["code"] == "unknown_seat"
+
+
+async def test_every_connection_sees_who_holds_each_seat(connect: Any) -> None:
+    t = await table(humans=("A-chief", "A1"), bots=("B2",))
+    spectator = await connect(t.code, None)
+    seats = (await spectator.until("snapshot"))["state"]["seats"]
+    assert seats["A1"]["name"] == "Player A1"
+    assert (seats["B2"]["name"], seats["B2"]["bot"]) == ("Bot", True)
+    assert seats["B1"] == {"occupied": False, "bot": False, "name": ""}
+
+
+def _drive_to_compliance_resolved(game_id: int) -> int:
+    """Agree on (5, 5), ratify it, let B defect; returns the seq before the resolution."""
+
+    def run(command: c.Command) -> services.Outcome:
+        outcome = services.submit(game_id=game_id, command=command, issuer="test")
+        assert outcome.accepted, outcome
+        return outcome
+
+    run(c.StartGame(c.INSTRUCTOR))
+    proposal = run(c.Propose("A-chief", (5.0, 5.0)))
+    run(c.Accept("B-chief", proposal.events[0].event.proposal_id))  # type: ignore[attr-defined]
+    for voter in ("A1", "A2", "A3", "B1", "B2", "B3"):
+        run(c.CastBallot(voter, True))
+    before = run(c.ChooseCompliance("B-chief", False)).last_seq
+    run(c.ChooseCompliance("A-chief", True))
+    return before
+
+
+@pytest.mark.parametrize("regime", [False, True])
+async def test_compliance_results_reach_players_as_the_regime_allows(
+    connect: Any, regime: bool
+) -> None:
+    humans = ("A-chief", "A1", "A2", "A3", "B-chief", "B1", "B2", "B3")
+    t = await table(humans=humans, settings=GameDefaults(compliance=True, regime=regime))
+    before = await sync_to_async(_drive_to_compliance_resolved)(t.game.pk)
+    a1 = await connect(t.code, t.sessions["A1"], hello=before)
+    a1.seq = before
+    resolved = (await a1.event("compliance_resolved"))["event"]
+    # Under a regime every country's record is public; without one, only A's own.
+    expected = {"A": True, "B": False} if regime else {"A": True}
+    assert resolved["choices"] == expected
+    snapshot_client = await connect(t.code, t.sessions["A1"])
+    history = (await snapshot_client.until("snapshot"))["state"]["history"][0]
+    assert history["compliance"] == expected

@@ -34,6 +34,9 @@ MAX_MAGNITUDE = 10**12
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
+#: Names the game gives to viewers and actors that are not seats: no member may be keyed so.
+RESERVED_MEMBER_KEYS = frozenset({"instructor", "spectator", "system", "bot"})
+
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
 KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
 ISSUE_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -601,6 +604,11 @@ def _member_draft(
         out.add(
             reader.at("key"),
             f"{key!r} must start with a letter and use only letters, digits, '-' and '_'",
+        )
+    elif key.lower() in RESERVED_MEMBER_KEYS:
+        reserved = ", ".join(sorted(RESERVED_MEMBER_KEYS))
+        out.add(
+            reader.at("key"), f"{key!r} is reserved by the game ({reserved}); choose another key"
         )
     name = reader.text("name", required=role == "constituent", limit=120)
     title = reader.text("title", required=False, limit=120)

@@ -213,6 +213,26 @@ def view(state: GameState, viewer: str) -> dict[str, Any]:
     def country_visible(country: str) -> bool:
         return compliance_visible_to(scenario, viewer, country, regime=regime)
 
+    def status(proposal_id: int) -> str:
+        agreed = {p.proposal_id for p in (state.tentative, state.in_force) if p is not None}
+        if proposal_id in agreed:
+            return "agreed"
+        if proposal_id in state.proposals:
+            return "open"
+        return "withdrawn" if proposal_id in state.withdrawn else "closed"
+
+    proposal_history = [
+        {
+            "id": p.proposal_id,
+            "by": p.by,
+            "values": scenario.point_dict(p.values),
+            "replies_to": p.replies_to,
+            "attempt": p.attempt,
+            "status": status(p.proposal_id),
+        }
+        for p in state.round_proposals
+        if instructor or seat is not None
+    ]
     proposals = [
         {
             "id": p.proposal_id,
@@ -324,6 +344,7 @@ def view(state: GameState, viewer: str) -> dict[str, Any]:
             m.key: {
                 "occupied": m.key in state.seats,
                 "bot": state.seats[m.key].bot if m.key in state.seats else False,
+                "name": state.seats[m.key].name if m.key in state.seats else "",
                 **(
                     {"player": state.seats[m.key].player if m.key in state.seats else None}
                     if instructor or m.key == viewer
@@ -333,6 +354,7 @@ def view(state: GameState, viewer: str) -> dict[str, Any]:
             for m in scenario.members
         },
         "proposals": proposals,
+        "proposal_history": proposal_history,
         "tentative": (
             {
                 "id": state.tentative.proposal_id,

@@ -1205,3 +1205,12 @@ def test_bonn_reservations_are_the_utilities_at_the_status_quo() -> None:
 def test_builtin_keys_are_unique_across_the_six_files() -> None:
     slugs = [load_builtin(slug).slug for slug in BUILTINS]
     assert sorted(slugs) == sorted(BUILTINS)
+
+
+@pytest.mark.parametrize("key", ["instructor", "spectator", "system", "bot", "Instructor"])
+def test_member_keys_the_game_reserves_are_refused(key: str) -> None:
+    # A seat keyed "instructor" would be shown everything the instructor sees.
+    assert problems_of(changed(lambda d: a1(d).update(key=key))) == [
+        f"countries[0].constituents[0].key: {key!r} is reserved by the game "
+        "(bot, instructor, spectator, system); choose another key"
+    ]

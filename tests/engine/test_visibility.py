@@ -87,7 +87,7 @@ SPECTATOR_EVENTS = frozenset(
 T0 = 1_000_000.0
 
 PROPERTY = settings(
-    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
 )
 
 Json = Any
@@ -980,7 +980,7 @@ def test_chat_channels(slug: str) -> None:
 
 
 @pytest.mark.parametrize("slug", ["gatt", "climate-treaty"])
-@settings(max_examples=6, deadline=None, database=None)
+@settings(max_examples=4, deadline=None, database=None)
 @given(config=game_configs, choices=command_choices)
 def test_visible_returns_a_new_event_and_leaves_the_original_alone(
     slug: str, config: dict[str, Any], choices: list[int]
@@ -1017,3 +1017,56 @@ def test_redacted_scenario_is_a_fresh_copy_every_time() -> None:
     by_hand = dataclasses.replace(scenario, no_agreement=cast(Any, [0.0, 0.0]))  # unhashable
     assert redacted_scenario(by_hand, "A1") == by_hand.to_dict()
     assert redacted_scenario(by_hand, "A1")["no_agreement"] == {"a_cut": 0, "b_cut": 0}
+
+
+def test_every_viewer_sees_the_display_names_of_seat_holders() -> None:
+    scenario = configured("gatt")
+    game = Driver(scenario)
+    game.do(c.TakeSeat(SYSTEM, "A1", "player-1", name="  Ana   Lopez "))
+    game.do(c.TakeSeat(INSTRUCTOR, "B2", "bot", bot=True, name="Bot"))
+    for viewer in viewers(scenario):
+        seats = view(game.state, viewer)["seats"]
+        assert seats["A1"]["name"] == "Ana Lopez"
+        assert (seats["B2"]["name"], seats["B2"]["bot"]) == ("Bot", True)
+        assert seats["A2"]["name"] == ""
+        taken = visible(scenario, game.log[1], viewer)
+        assert isinstance(taken, e.SeatTaken) and taken.name == "Ana Lopez"
+
+
+def test_the_proposal_history_of_the_round_with_each_status() -> None:
+    scenario = configured("gatt")
+    game = Driver(scenario, GameDefaults(attempts=2))
+    game.start()
+    game.do(c.Propose("A-chief", (4, 8)))  # 1: superseded by 3: closed
+    game.do(c.Propose("B-chief", (8, 4)))  # 2: withdrawn
+    game.do(c.Propose("A-chief", (5, 7)))  # 3: still open when 4 is agreed
+    game.do(c.Withdraw("B-chief", 2))
+    game.do(c.Propose("B-chief", (5, 5)))  # 4
+    game.do(c.Accept("A-chief", 4))
+    expected = {1: "closed", 2: "withdrawn", 3: "closed", 4: "agreed"}
+    for viewer in (INSTRUCTOR, "A1", "B-chief"):
+        history = view(game.state, viewer)["proposal_history"]
+        assert [(p["id"], p["status"]) for p in history] == sorted(expected.items())
+        assert history[3] == {
+            "id": 4,
+            "by": "B-chief",
+            "values": {"a_cut": 5, "b_cut": 5},
+            "replies_to": None,
+            "attempt": 1,
+            "status": "agreed",
+        }
+    # Spectators see no Level I proposals, nor their history.
+    assert view(game.state, SPECTATOR)["proposal_history"] == []
+
+
+def test_the_proposal_history_starts_again_each_round() -> None:
+    scenario = configured("gatt")
+    game = Driver(scenario, GameDefaults(rounds=2))
+    game.start()
+    game.agree((5, 5))
+    for member in (m for m in scenario.members if m.role == "constituent"):
+        game.do(c.CastBallot(member.key, True))
+    assert game.state.round == 2
+    assert view(game.state, "A1")["proposal_history"] == []
+    game.do(c.Propose("A-chief", (6, 6)))
+    assert [p["id"] for p in view(game.state, "A1")["proposal_history"]] == [2]
