@@ -153,3 +153,21 @@ def stale_writer(code: str) -> None:
             }
         )
     )
+
+
+def start_with_deadline_in(code: str, seconds: float) -> None:
+    """Start the game as if long ago, so its Level I deadline falls ``seconds`` from now."""
+    import time
+
+    game = services.game_by_code(code)
+    state = services.load_state(game.pk)
+    level1 = state.settings.deadlines.level1
+    assert level1 is not None
+    outcome = services.submit(
+        game_id=game.pk,
+        command=c.StartGame(c.INSTRUCTOR),
+        issuer="test",
+        now=time.time() - level1 + seconds,
+    )
+    assert outcome.accepted, outcome
+    print(json.dumps({"seq": outcome.last_seq, "deadline": outcome.state.deadline}))  # type: ignore[union-attr]

@@ -209,3 +209,49 @@ async def test_one_game_played_across_two_servers_sharing_redis(
         if isinstance(event, e.BallotCast) and event.by == "A1"
     ]
     assert ballot_seqs and players["B1"].events[ballot_seqs[0]] is None
+
+
+async def test_a_deadline_fires_once_with_two_servers_holding_its_timer(
+    two_servers: tuple[dict[str, str], Server, Server],
+) -> None:
+    env, first, second = two_servers
+    game = create_game(env, "gatt")
+    code = game["code"]
+    started = json.loads(
+        manage(
+            env,
+            "shell",
+            "-c",
+            f"from tests.backend_scripts import start_with_deadline_in; "
+            f"start_with_deadline_in({code!r}, 3)",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    # A spectator on each server: each server's runtime starts and sets the timer.
+    watchers = [
+        Player(f"watcher-{s.port}", s, Browser(s.base).cookie_header()) for s in (first, second)
+    ]
+    tasks = [asyncio.create_task(w.run(code)) for w in watchers]
+    try:
+        for watcher in watchers:
+            snapshot = await watcher.wait_for(lambda f: f["type"] == "snapshot")
+            assert snapshot["state"]["deadline"] == pytest.approx(started["deadline"])
+        for watcher in watchers:
+            ended = await watcher.event("round_ended")
+            assert ended["result"] == "no_agreement"
+            await watcher.event("game_ended")
+        await asyncio.sleep(1.0)  # a second firing would have landed by now
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    log = stored_log(env["DATABASE_URL"], code)
+    assert sum(isinstance(event, e.RoundEnded) for event in log) == 1
+    assert sum(isinstance(event, e.GameEnded) for event in log) == 1
+    with psycopg.connect(env["DATABASE_URL"]) as connection:
+        (fired,) = connection.execute(
+            "SELECT count(*) FROM negotiation_gamecommand WHERE issuer = 'system' "
+            "AND client_id LIKE 'deadline:%%' AND accepted"
+        ).fetchone()  # type: ignore[misc]
+    assert fired == 1
