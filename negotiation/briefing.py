@@ -24,6 +24,26 @@ class IssueLine:
     share: float
     points_per_step: float
 
+    @property
+    def low(self) -> str:
+        return _number(float(self.issue.min))
+
+    @property
+    def high(self) -> str:
+        return _number(float(self.issue.max))
+
+    @property
+    def step(self) -> str:
+        return _number(float(self.issue.step))
+
+    @property
+    def ideal_text(self) -> str:
+        return _number(float(self.ideal))
+
+    @property
+    def cost_text(self) -> str:
+        return _number(self.points_per_step)
+
 
 def _number(value: float) -> str:
     shown = plain_number(round(value, 2))
@@ -58,10 +78,9 @@ def in_words(scenario: Scenario, member: Member) -> list[str]:
     sentences.append(f"How much each issue matters to you: {weights}.")
     if scenario.utility == "cityblock":
         costs = "; ".join(
-            f"each step of {_number(float(line.issue.step))}"
-            f"{' ' + line.issue.unit if line.issue.unit else ''} away from "
-            f"{_number(float(line.ideal))} on {line.issue.label} costs "
-            f"{_number(line.points_per_step)} points"
+            f"on {line.issue.label}, each step"
+            f"{'' if line.step == '1' else ' of ' + line.step}"
+            f" away from {line.ideal_text} costs {line.cost_text} points"
             for line in lines
             if line.share > 0
         )
@@ -113,6 +132,18 @@ def chart(scenario: Scenario, member: Member) -> dict[str, Any] | None:
             )
     ideal_x = (member.ideal[0] - float(x_issue.min)) / float(x_issue.step)
     ideal_y = (member.ideal[1] - float(y_issue.min)) / float(y_issue.step)
+    status_quo = None
+    if scenario.no_agreement is not None:
+        quo_x = (scenario.no_agreement[0] - float(x_issue.min)) / float(x_issue.step)
+        quo_y = (scenario.no_agreement[1] - float(y_issue.min)) / float(y_issue.step)
+        status_quo = {
+            "x": quo_x * CHART_CELL + CHART_CELL * 0.2,
+            "y": (y_issue.levels - 1 - quo_y) * CHART_CELL + CHART_CELL * 0.2,
+            "size": CHART_CELL * 0.6,
+            "label": f"{x_issue.label} {_number(scenario.no_agreement[0])}, "
+            f"{y_issue.label} {_number(scenario.no_agreement[1])}",
+        }
+    good = sum(1 for cell in cells if cell["good"])
     return {
         "width": x_issue.levels * CHART_CELL,
         "height": y_issue.levels * CHART_CELL,
@@ -124,6 +155,9 @@ def chart(scenario: Scenario, member: Member) -> dict[str, Any] | None:
         "ideal_y": (y_issue.levels - 1 - ideal_y) * CHART_CELL + CHART_CELL / 2,
         "x_range": (_number(float(x_issue.min)), _number(float(x_issue.max))),
         "y_range": (_number(float(y_issue.min)), _number(float(y_issue.max))),
+        "status_quo": status_quo,
+        "good": good,
+        "total": len(cells),
     }
 
 
@@ -165,6 +199,9 @@ def context(scenario: Scenario, member: Member) -> dict[str, Any]:
         "member": member,
         "country": country,
         "rule": country.rule_text,
+        "weight": _number(float(member.weight)) if member.role == "constituent" else None,
+        "total_weight": _number(float(country.total_weight)),
+        "budget": country.side_payment_budget if member.role == "chief" else None,
         "sentences": in_words(scenario, member),
         "lines": issue_lines(scenario, member),
         "chart": chart(scenario, member),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 from django import forms
@@ -17,7 +18,12 @@ from accounts.models import Player
 from negotiation import briefing, selectors, services
 from negotiation.engine.analytics import debrief
 from negotiation.engine.commands import INSTRUCTOR
-from negotiation.engine.scenario import Deadlines, GameDefaults, scenario_from_dict
+from negotiation.engine.scenario import (
+    Deadlines,
+    GameDefaults,
+    game_settings_to_dict,
+    scenario_from_dict,
+)
 from negotiation.engine.scoring import score_state
 from negotiation.engine.winset import Analysis
 from negotiation.models import Game, Scenario, Seat
@@ -56,19 +62,36 @@ class SeatForm(forms.Form):
 
 
 class NewGameForm(forms.Form):
-    scenario = forms.ModelChoiceField(queryset=Scenario.objects.order_by(Lower("title")))
-    rounds = forms.IntegerField(min_value=1, max_value=20, initial=1)
+    scenario = forms.ModelChoiceField(
+        queryset=Scenario.objects.order_by(Lower("title")), empty_label="Choose a scenario"
+    )
+    rounds = forms.IntegerField(
+        min_value=1,
+        max_value=20,
+        initial=1,
+        help_text="Several rounds let reputation and reciprocity build up.",
+    )
     attempts = forms.IntegerField(
-        min_value=1, max_value=10, initial=2, help_text="Tentative agreements a round may vote on."
+        min_value=1,
+        max_value=10,
+        initial=2,
+        label="Attempts per round",
+        help_text="Tentative agreements a round may put to the vote.",
     )
     compliance = forms.BooleanField(
-        required=False, help_text="After entry into force, each government complies or defects."
+        required=False,
+        label="Compliance stage",
+        help_text="After entry into force, each government complies or defects.",
     )
     regime = forms.BooleanField(
         required=False, help_text="A regime publishes every country's compliance record."
     )
-    level1_minutes = forms.IntegerField(min_value=1, max_value=240, initial=15)
-    level2_minutes = forms.IntegerField(min_value=1, max_value=60, initial=3)
+    level1_minutes = forms.IntegerField(
+        min_value=1, max_value=240, initial=15, label="Level I minutes (the chiefs negotiate)"
+    )
+    level2_minutes = forms.IntegerField(
+        min_value=1, max_value=60, initial=3, label="Level II minutes (the constituents vote)"
+    )
 
 
 def _player(request: HttpRequest, name: str | None = None) -> Player:
@@ -178,6 +201,13 @@ def _seat_page(
         "free": sum(1 for seat in seats if not seat.occupied),
         "problem": problem,
     }
+    if target is not None:
+        member = scenario.member(target.key)
+        context.update(
+            target_name=member.name,
+            target_title=_role_title(member),
+            target_country=scenario.country(member.country).name,
+        )
     return render(request, "negotiation/lobby.html", context, status=status)
 
 
@@ -203,6 +233,17 @@ def take_seat(request: HttpRequest, code: str) -> HttpResponse:
     return redirect("play", code=game.code)
 
 
+def _table_context(game: Game) -> dict[str, Any]:
+    """What the table's script needs besides the websocket: the game's settings (payoffs,
+    deadlines; the snapshot carries only the scenario's defaults) and the server's clock."""
+    state = services.load_state(game.pk)
+    return {
+        "game": game,
+        "game_settings": game_settings_to_dict(state.settings),
+        "server_time": f"{time.time():.3f}",
+    }
+
+
 def play(request: HttpRequest, code: str) -> HttpResponse:
     """The negotiation table (also the spectators' view)."""
     game = _game(code)
@@ -212,7 +253,7 @@ def play(request: HttpRequest, code: str) -> HttpResponse:
         request,
         "negotiation/play.html",
         {
-            "game": game,
+            **_table_context(game),
             "seat": seat,
             "player": player,
             "socket_path": f"/ws/games/{game.code}/",
@@ -255,17 +296,70 @@ def results(request: HttpRequest, code: str) -> HttpResponse:
         }
         for country in scenario.countries
     ]
-    return render(
-        request,
-        "negotiation/results.html",
-        {
-            "game": game,
-            "state": state,
-            "scores": scores,
-            "countries": countries,
-            "debrief": summary.to_dict(scenario) if summary else None,
-        },
-    )
+    data = summary.to_dict(scenario) if summary else None
+    country_names = {country.key: country.name for country in scenario.countries}
+    context: dict[str, Any] = {
+        "game": game,
+        "state": state,
+        "scores": scores,
+        "countries": countries,
+        "debrief": data,
+        "phase": PHASE_NAMES.get(state.phase, state.phase),
+    }
+    if data is not None:
+        context.update(
+            outcome_name=OUTCOME_NAMES.get(
+                data["outcome"]["label"] if data["outcome"] else "", "No outcome yet"
+            ),
+            rounds=[
+                {**r, "name": OUTCOME_NAMES.get(r["label"], r["label"])} for r in data["rounds"]
+            ],
+            agreement=[
+                (issue.label, data["agreement"][issue.key], issue.unit) for issue in scenario.issues
+            ]
+            if data["agreement"]
+            else None,
+            shares=[
+                (country_names.get(key, key), share)
+                for key, share in (data["share_of_gains"] or {}).items()
+            ],
+            winsets=[
+                (country_names.get(key, key), size) for key, size in data["winset_sizes"].items()
+            ],
+            grid_size=_grid_size(scenario),
+            reciprocity=[
+                {
+                    **r,
+                    "names": " and ".join(country_names.get(k, k) for k in r["countries"]),
+                }
+                for r in data["reciprocity"]
+            ],
+        )
+    return render(request, "negotiation/results.html", context)
+
+
+#: Plain names of the outcome labels of the debrief (DESIGN §5).
+OUTCOME_NAMES = {
+    "harmony": "Harmony",
+    "cooperation": "Cooperation",
+    "discord": "Discord",
+    "involuntary_defection": "Involuntary defection",
+    "voluntary_defection": "Voluntary defection",
+}
+PHASE_NAMES = {
+    "lobby": "waiting to start",
+    "level1": "Level I negotiation",
+    "level2": "Level II ratification vote",
+    "compliance": "compliance stage",
+    "ended": "ended",
+}
+
+
+def _grid_size(scenario: Any) -> int:
+    size = 1
+    for issue in scenario.issues:
+        size *= issue.levels
+    return size
 
 
 def host_link(request: HttpRequest, code: str, token: str) -> HttpResponse:
@@ -294,7 +388,7 @@ def host(request: HttpRequest, code: str) -> HttpResponse:
         request,
         "negotiation/play.html",
         {
-            "game": game,
+            **_table_context(game),
             "seat": None,
             "host": True,
             "viewer": INSTRUCTOR,

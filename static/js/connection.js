@@ -82,7 +82,7 @@ export class Connection {
   open() {
     this.clearTimers();
     this.greeted = false;
-    this.setStatus(this.attempt === 0 && this.lastSeq === null ? "connecting" : "connecting");
+    this.setStatus("connecting");
     let socket;
     try {
       socket = new WebSocket(this.url());
@@ -93,6 +93,8 @@ export class Connection {
     this.socket = socket;
     socket.addEventListener("open", () => {
       if (socket !== this.socket) return;
+      // Whatever waited for the old socket is dropped: pending commands are queued again below.
+      this.outbox = [];
       this.sendNow({ type: "hello", last_seq: this.lastSeq });
       // Commands never acknowledged go out again with the same id: the server applies an id once.
       for (const { frame } of this.pending.values()) this.outbox.push(frame);
@@ -142,8 +144,10 @@ export class Connection {
       this.setStatus("offline");
       return;
     }
+    // 0.5 s, 1 s, 2 s ... up to 15 s, each stretched by up to half again at random (jitter), so
+    // thirty phones that lost the same wifi do not all come back in the same instant.
     const base = Math.min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** this.attempt);
-    const delay = base / 2 + Math.random() * (base / 2); // "equal jitter"
+    const delay = Math.min(BACKOFF_MAX_S, base * (1 + Math.random() * 0.5));
     this.attempt += 1;
     this.retryAt = Date.now() + delay * 1000;
     this.retryTimer = window.setTimeout(() => this.open(), delay * 1000);
@@ -186,6 +190,14 @@ export class Connection {
       // already closing
     }
     this.scheduleReconnect();
+  }
+
+  /** Connect again and start from a fresh snapshot: the server binds a new connection anew
+   * (to the seat this browser holds now, or as a spectator). */
+  rebind() {
+    this.lastSeq = null;
+    this.attempt = 0;
+    this.dropSocket();
   }
 
   /** Ask for a fresh snapshot (after a complex event, or when something looks wrong). */
