@@ -105,7 +105,7 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         if isinstance(frame, protocol.Hello):
             await self._hello(frame.last_seq)
         elif isinstance(frame, protocol.Ping):
-            await self._send(protocol.pong(frame.t))
+            await self._send(protocol.pong(frame.t, time.time()))
         else:
             await self._command(frame)
 
@@ -123,7 +123,9 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         state = await database_sync_to_async(services.load_state)(game_id)
         if last_seq is None or last_seq > state.seq or state.seq - last_seq > REPLAY_LIMIT:
             self.last_sent = state.seq
-            await self._send(protocol.snapshot(state.seq, view(state, self.binding.viewer)))
+            await self._send(
+                protocol.snapshot(state.seq, view(state, self.binding.viewer), time.time())
+            )
         else:
             self.last_sent = last_seq
             await self._catch_up(state.seq)
@@ -150,7 +152,11 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
             await self._send(protocol.error(frame.id, refusal.code, refusal.message))
             return
         outcome = await database_sync_to_async(services.submit)(
-            game_id=binding.game_id, command=command, issuer=binding.issuer, client_id=frame.id
+            game_id=binding.game_id,
+            command=command,
+            issuer=binding.issuer,
+            client_id=frame.id,
+            holder=binding.player,
         )
         if not outcome.accepted:
             await self._send(protocol.error(frame.id, outcome.code, outcome.message))

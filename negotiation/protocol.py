@@ -280,6 +280,8 @@ class SnapshotFrame(_Frame):
     type: Literal["snapshot"]
     seq: StrictInt
     state: dict[str, Any]
+    #: The server's clock (seconds since the epoch), for countdowns to ``state.deadline``.
+    now: float
 
 
 class EventFrame(_Frame):
@@ -320,8 +322,11 @@ class PresenceFrame(_Frame):
 
 
 class PongFrame(_Frame):
+    """Echoes the ping's ``t``, with the server's clock ``now``."""
+
     type: Literal["pong"]
     t: float | int | None = None
+    now: float
 
 
 ServerFrame = Annotated[
@@ -334,8 +339,8 @@ server_frame: TypeAdapter[
 ] = TypeAdapter(ServerFrame)
 
 
-def snapshot(seq: int, state: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "snapshot", "seq": seq, "state": state}
+def snapshot(seq: int, state: dict[str, Any], now: float) -> dict[str, Any]:
+    return {"type": "snapshot", "seq": seq, "state": state, "now": now}
 
 
 def event(seq: int, payload: dict[str, Any] | None) -> dict[str, Any]:
@@ -359,5 +364,5 @@ def presence(online: list[str], instructor: bool, spectators: int) -> dict[str, 
     }
 
 
-def pong(t: float | int | None) -> dict[str, Any]:
-    return {"type": "pong", "t": t}
+def pong(t: float | int | None, now: float) -> dict[str, Any]:
+    return {"type": "pong", "t": t, "now": now}

@@ -20,7 +20,8 @@ class Binding:
 
     ``viewer`` is what ``visibility`` filters for (a seat key, ``INSTRUCTOR`` or ``SPECTATOR``);
     ``actor`` is the engine actor of its commands (None for a spectator, who may send none);
-    ``issuer`` scopes its command ids.
+    ``issuer`` scopes its command ids; ``player`` is the player id a seat's commands must
+    still be held by.
     """
 
     game_id: int
@@ -28,6 +29,7 @@ class Binding:
     viewer: str
     actor: str | None
     issuer: str
+    player: str | None = None
 
     @property
     def is_instructor(self) -> bool:
@@ -66,5 +68,7 @@ def binding_for(code: str, session: Any, user: Any, *, as_host: bool) -> Binding
     player = player_of(session)
     seat = Seat.objects.filter(game=game, player=player).first() if player else None
     if seat is not None and player is not None:
-        return Binding(game.pk, game.code, seat.key, seat.key, f"player:{player.pk}")
+        return Binding(
+            game.pk, game.code, seat.key, seat.key, f"player:{player.pk}", str(player.pk)
+        )
     return Binding(game.pk, game.code, SPECTATOR, None, f"spectator:{session.session_key}")

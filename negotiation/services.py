@@ -190,11 +190,14 @@ def submit(
     issuer: str,
     client_id: str | None = None,
     now: float | None = None,
+    holder: str | None = None,
 ) -> Outcome:
     """Decide ``command`` against the game's current state and append what it causes.
 
     With a ``client_id`` the outcome is recorded under ``(game, issuer, client_id)``: a retried
-    id returns the recorded outcome and changes nothing. Never raises for a refused command (the
+    id returns the recorded outcome and changes nothing. With a ``holder`` (a player id) the
+    command is refused as ``seat_lost`` unless that player still holds the actor's seat: a
+    connection opened for a seat the instructor has since given away acts for nobody. Never raises for a refused command (the
     outcome says why); raises ``GameNotFoundError`` for an unknown game.
     """
     for attempt in range(MAX_WRITE_ATTEMPTS):
@@ -213,6 +216,8 @@ def submit(
                 state = load_state(game_id)
                 moment = time.time() if now is None else now
                 try:
+                    if holder is not None:
+                        _check_holder(state, command.actor, holder)
                     events = decide(state, command, moment)
                 except RuleViolation as refusal:
                     if client_id is not None:
@@ -249,6 +254,16 @@ def _recorded(game_id: int, issuer: str, client_id: str) -> Outcome | None:
         message=record.message,
         replayed=True,
     )
+
+
+def _check_holder(state: GameState, seat: str, holder: str) -> None:
+    """Raises ``RuleViolation`` (``seat_lost``) unless ``holder`` holds ``seat``."""
+    held = state.seats.get(seat)
+    if held is None or held.bot or held.player != holder:
+        raise RuleViolation(
+            "seat_lost",
+            "You no longer hold this seat: the instructor has given it to someone else.",
+        )
 
 
 def _store_refusal(

@@ -228,12 +228,12 @@ def test_player_and_instructor_commands_do_not_overlap() -> None:
 
 
 SERVER_FRAMES: dict[str, dict[str, Any]] = {
-    "snapshot": protocol.snapshot(3, {"phase": "lobby"}),
+    "snapshot": protocol.snapshot(3, {"phase": "lobby"}, 1_795_000_000.5),
     "event": protocol.event(4, {"type": "chat_posted", "channel": "table", "by": "A", "text": "x"}),
     "ack": protocol.ack("c1", 4),
     "error": protocol.error("c1", "wrong_phase", "Not now."),
     "presence": protocol.presence(["A-chief"], True, 2),
-    "pong": protocol.pong(1.5),
+    "pong": protocol.pong(1.5, 1_795_000_000.5),
 }
 
 

@@ -278,15 +278,19 @@ def _round_facts(log: Iterable[e.Event]) -> dict[int, _RoundFacts]:
     return facts
 
 
-def _names(keys: Iterable[str]) -> str:
-    items = list(keys)
+def _names(scenario: Scenario, keys: Iterable[str]) -> str:
+    """The countries' names, as a person would list them."""
+    items = [scenario.country(key).name for key in keys]
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _point_text(scenario: Scenario, values: Sequence[float]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in scenario.point_dict(values).items())
+    return ", ".join(
+        f"{issue.label} {value}"
+        for issue, value in zip(scenario.issues, scenario.point_dict(values).values(), strict=True)
+    )
 
 
 def _outcome(
@@ -295,7 +299,7 @@ def _outcome(
     failures = facts.failures
     failed_before = (
         f" It took {len(failures) + 1} attempts: "
-        + "; ".join(f"{_names(countries)} failed to ratify" for countries in failures)
+        + "; ".join(f"{_names(scenario, countries)} failed to ratify" for countries in failures)
         + " before."
         if failures
         else ""
@@ -324,7 +328,7 @@ def _outcome(
         )
     if record.result == "voluntary_defection":
         defectors = sorted(k for k, v in (record.compliance or {}).items() if not v)
-        who = _names(defectors) if defectors else "a government"
+        who = _names(scenario, defectors) if defectors else "a government"
         return Outcome(
             record.round,
             VOLUNTARY,
@@ -333,7 +337,8 @@ def _outcome(
     if record.result == "involuntary_defection" or (record.result == "no_agreement" and failures):
         if failures:
             detail = "; ".join(
-                f"{_names(countries) or 'a country'} did not ratify" for countries in failures
+                f"{_names(scenario, countries) or 'a country'} did not ratify"
+                for countries in failures
             )
             reason = f"The chiefs reached a tentative agreement, but ratification failed: {detail}."
         else:

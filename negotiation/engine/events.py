@@ -127,7 +127,8 @@ class StrawPollAnswered(Event):
     TYPE: ClassVar[str] = "straw_poll_answered"
     poll_id: int
     by: str
-    yes: bool
+    #: None only in the redacted copy the polled country receives (``visibility``).
+    yes: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +165,8 @@ class SidePaymentOffered(Event):
 class BallotCast(Event):
     TYPE: ClassVar[str] = "ballot_cast"
     by: str
-    yes: bool
+    #: None only in the redacted copy others receive (``visibility``): a ballot was cast.
+    yes: bool | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,12 @@ other string that is not a seat is treated as a spectator).
 - A seat sees its own ideal point, salience, reservation and briefing; other members'
   preferences only as the scenario's ``information.preferences`` allows (``self``,
   ``own_country`` or ``all``); win-sets as ``information.winsets`` allows.
-- Ballots are secret until the count: a seat sees only its own ``BallotCast``; the count
+- Ballots are secret until the count: a seat sees its own ``BallotCast``; everyone else sees
+  that a ballot was cast (``by`` empty, ``yes`` null), so turnout is public; the count
   (``BallotsCounted``, member by member) is public.
-- Straw polls belong to the polling country: its seats see the poll and its aggregate result, a
-  constituent its own answer, nobody else anyone's answer.
+- Straw polls belong to the polling country: its seats see the poll, that answers come in (an
+  answer with ``by`` empty and ``yes`` null) and the aggregate result, a constituent its own
+  answer, nobody else anyone's answer.
 - A side-payment offer is seen by the chief who made it and the constituent it is made to; the
   transfers paid on entry into force only by their recipient.
 - Chat: the table is for the chiefs, a caucus for its country; statements are public.
@@ -37,7 +39,13 @@ from typing import Any
 from negotiation.engine import events as e
 from negotiation.engine.commands import INSTRUCTOR
 from negotiation.engine.rules import CAUCUS_PREFIX, PUBLIC, TABLE
-from negotiation.engine.scenario import GameDefaults, Member, Scenario, plain_number
+from negotiation.engine.scenario import (
+    GameDefaults,
+    Member,
+    Scenario,
+    game_settings_to_dict,
+    plain_number,
+)
 from negotiation.engine.state import GameState
 
 SPECTATOR = "spectator"
@@ -161,8 +169,13 @@ def _visible(scenario: Scenario, event: e.Event, viewer: str, *, regime: bool) -
         return event if can_read_channel(scenario, viewer, event.channel) else None
     if isinstance(event, e.StrawPollOpened | e.StrawPollClosed):
         return event if own_country is not None and own_country == event.country else None
-    if isinstance(event, e.StrawPollAnswered | e.BallotCast):
-        return event if viewer == event.by else None
+    if isinstance(event, e.BallotCast):
+        return event if viewer == event.by else e.BallotCast(by="", yes=None)
+    if isinstance(event, e.StrawPollAnswered):
+        if viewer == event.by:
+            return event
+        polled = own_country is not None and _country_of(scenario, event.by) == own_country
+        return e.StrawPollAnswered(poll_id=event.poll_id, by="", yes=None) if polled else None
     if isinstance(event, e.SidePaymentOffered):
         return event if viewer in (event.by, event.to) else None
     if isinstance(event, e.AgreementInForce):
@@ -328,6 +341,7 @@ def view(state: GameState, viewer: str) -> dict[str, Any]:
         me = {"seat": None, "role": INSTRUCTOR if instructor else SPECTATOR}
     return {
         "seq": state.seq,
+        "settings": game_settings_to_dict(state.settings),
         "phase": state.phase,
         "round": state.round,
         "rounds": state.settings.rounds,

@@ -34,7 +34,8 @@ export class CommandError extends Error {
  * Callbacks (all optional):
  *   onSnapshot(seq, state), onEvent(seq, event or null), onPresence(frame),
  *   onStatus({status: "connecting"|"live"|"reconnecting"|"offline"|"gone", retryAt}),
- *   onError(frame) for errors that match no pending command.
+ *   onError(frame) for errors that match no pending command,
+ *   onClock(skew): seconds the server's clock is ahead of ours, from each snapshot and pong.
  */
 export class Connection {
   constructor(path, callbacks) {
@@ -219,7 +220,12 @@ export class Connection {
         this.greet();
         this.lastSeq = frame.seq;
         this.resyncAsked = null;
+        this.clock(frame.now, Date.now());
         if (this.cb.onSnapshot) this.cb.onSnapshot(frame.seq, frame.state);
+        break;
+      case "pong":
+        // The server read its clock about halfway between our ping and this pong.
+        if (typeof frame.t === "number") this.clock(frame.now, (frame.t + Date.now()) / 2);
         break;
       case "event":
         this.greet();
@@ -248,8 +254,13 @@ export class Connection {
         if (this.cb.onPresence) this.cb.onPresence(frame);
         break;
       default:
-        break; // pong, or a frame type this client does not know
+        break; // a frame type this client does not know
     }
+  }
+
+  clock(serverSeconds, localMilliseconds) {
+    if (typeof serverSeconds !== "number" || !this.cb.onClock) return;
+    this.cb.onClock(serverSeconds - localMilliseconds / 1000);
   }
 
   greet() {

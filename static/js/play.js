@@ -123,6 +123,11 @@ function main() {
   let lastStatus = { status: "connecting", retryAt: null };
   let wasLive = false;
   const conn = new Connection(data.socketPath, {
+    onClock(skew) {
+      // Small differences are network time, not clock error.
+      cfg.clockSkew = Math.abs(skew) > 1 ? skew : 0;
+      if (ui && ui.status) ui.status.skew = cfg.clockSkew;
+    },
     onSnapshot(seq, state) {
       store.snapshot(state);
       schedule();

@@ -738,7 +738,7 @@ class Compliance {
     const key = JSON.stringify([chosen, chief, s.paused]);
     if (this.el.dataset.shown === key) return;
     this.el.dataset.shown = key;
-    const settings = this.table.cfg.settings || s.scenario.game || {};
+    const settings = s.settings || this.table.cfg.settings || s.scenario.game || {};
     const pay = settings.payoffs || { T: 5, R: 3, P: 1, S: 0 };
     const regime = settings.regime;
     const conn = this.table.conn;

@@ -73,6 +73,7 @@ SPECTATOR_EVENTS = frozenset(
         "phase_changed",
         "statement_made",
         "tentative_agreement",
+        "ballot_cast",
         "ballots_counted",
         "agreement_in_force",
         "involuntary_defection",
@@ -406,7 +407,9 @@ def check_ballots_and_polls(
     others = {m.key for m in scenario.members if m.key != viewer}
     for payload in got.events:
         if payload is not None and payload["type"] in ("ballot_cast", "straw_poll_answered"):
-            assert payload["by"] == viewer, f"{viewer} receives {payload}"
+            # Its own, or the bare fact that someone voted or answered (turnout is public).
+            redacted = payload["by"] == "" and payload["yes"] is None
+            assert payload["by"] == viewer or redacted, f"{viewer} receives {payload}"
     # Wherever another member's key maps to a yes or no, it is a count (ballots are public
     # once counted).
     for where, payload, path, data in found:
@@ -757,9 +760,13 @@ def test_ballots_are_secret_until_the_count_and_public_after() -> None:
     assert isinstance(cast, e.BallotCast)
     for viewer in viewers(scenario):
         seen = visible(scenario, cast, viewer)
-        assert (seen is not None) == (viewer in (a1.key, INSTRUCTOR)), viewer
-        if viewer not in (a1.key, INSTRUCTOR):
+        if viewer in (a1.key, INSTRUCTOR):
+            assert seen == cast, viewer
+        else:
+            # That a ballot was cast is public (turnout); whose and which way is not.
+            assert seen == e.BallotCast(by="", yes=None), viewer
             assert a1.key not in json.dumps(view(game.state, viewer)["ballots"]), viewer
+            assert view(game.state, viewer)["ballots"]["cast"] == 1
     game.do(c.AdvancePhase(INSTRUCTOR))  # the timer ends: missing votes count as no
     counted = next(ev for ev in game.log if isinstance(ev, e.BallotsCounted))
     for viewer in viewers(scenario):
@@ -791,7 +798,12 @@ def test_a_spectator_sees_the_public_record() -> None:
         assert kind in kinds
     for kind in ("chat_posted", "proposal_made", "proposal_accepted", "straw_poll_opened"):
         assert kind not in kinds
-    assert "side_payment_offered" not in kinds and "ballot_cast" not in kinds
+    assert "side_payment_offered" not in kinds
+    assert all(
+        ev == e.BallotCast(by="", yes=None)
+        for ev in game.received(SPECTATOR)
+        if isinstance(ev, e.BallotCast)
+    )
     tentative = next(ev for ev in game.received(SPECTATOR) if ev.TYPE == "tentative_agreement")
     assert tentative == e.TentativeAgreement(proposal_id=pid, values=(5.0, 5.0))
     in_force = next(ev for ev in game.received(SPECTATOR) if ev.TYPE == "agreement_in_force")
@@ -880,7 +892,14 @@ def test_straw_polls_stay_in_their_country() -> None:
         in_b = viewer == INSTRUCTOR or country_of(scenario, viewer) == "B"
         assert (visible(scenario, opened, viewer) is not None) == in_b, viewer
         assert (visible(scenario, closed, viewer) is not None) == in_b, viewer
-        assert (visible(scenario, answer, viewer) is not None) == (viewer in ("B1", INSTRUCTOR))
+        shown = visible(scenario, answer, viewer)
+        if viewer in ("B1", INSTRUCTOR):
+            assert shown == answer, viewer
+        elif in_b:
+            # B's other members learn that an answer came in, not whose or which.
+            assert shown == e.StrawPollAnswered(poll_id=1, by="", yes=None), viewer
+        else:
+            assert shown is None, viewer
         polls = view(game.state, viewer)["polls"]
         assert len(polls) == (1 if in_b else 0), viewer
         if in_b and viewer != INSTRUCTOR:
