@@ -129,12 +129,14 @@ class Server:
                 self.process.wait(timeout=10)
 
 
-def start_server(env: Mapping[str, str], log_dir: Path, name: str = "daphne") -> Server:
-    """Start Daphne on a free loopback port and wait until it answers. Fails the test with the
-    server's log when it does not start within 30 s."""
-    port = free_port()
+def start_server(
+    env: Mapping[str, str], log_dir: Path, name: str = "daphne", port: int | None = None
+) -> Server:
+    """Start Daphne on ``port`` (a free loopback port by default) and wait until it answers.
+    Fails the test with the server's log when it does not start within 30 s."""
+    port = free_port() if port is None else port
     log = log_dir / f"{name}-{port}.log"
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         process = subprocess.Popen(
             [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
             cwd=ROOT,
