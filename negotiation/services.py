@@ -221,7 +221,7 @@ def submit(
                     events = decide(state, command, moment)
                 except RuleViolation as refusal:
                     if client_id is not None:
-                        _store_refusal(game_id, issuer, client_id, command, refusal, state.seq)
+                        _record_command(game_id, issuer, client_id, command, state.seq, refusal)
                     return Outcome(
                         accepted=False,
                         last_seq=state.seq,
@@ -266,23 +266,24 @@ def _check_holder(state: GameState, seat: str, holder: str) -> None:
         )
 
 
-def _store_refusal(
+def _record_command(
     game_id: int,
     issuer: str,
     client_id: str,
     command: c.Command,
-    refusal: RuleViolation,
-    seq: int,
+    last_seq: int,
+    refusal: RuleViolation | None = None,
 ) -> None:
+    """Store what became of a command id: applied up to ``last_seq``, or ``refusal``."""
     GameCommand.objects.create(
         game_id=game_id,
         issuer=issuer,
         client_id=client_id,
         name=command.NAME,
-        accepted=False,
-        last_seq=seq,
-        code=refusal.code,
-        message=refusal.message,
+        accepted=refusal is None,
+        last_seq=last_seq,
+        code=refusal.code if refusal else "",
+        message=refusal.message if refusal else "",
     )
 
 
@@ -310,14 +311,7 @@ def _append(
         )
         _project(game_id, after, stored)
         if client_id is not None:
-            GameCommand.objects.create(
-                game_id=game_id,
-                issuer=issuer,
-                client_id=client_id,
-                name=command.NAME,
-                accepted=True,
-                last_seq=after.seq,
-            )
+            _record_command(game_id, issuer, client_id, command, after.seq)
         # Cached and published only once the events are stored for good.
         transaction.on_commit(lambda: state_cache.put(game_id, after))
         if stored:
