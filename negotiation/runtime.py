@@ -64,6 +64,7 @@ class Runtime:
         self._bots_again: set[int] = set()
         self._brains: dict[str, BotBrain] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._refreshing: set[int] = set()
         self._started = False
 
     # ----------------------------------------------------------------------------------------
@@ -80,11 +81,18 @@ class Runtime:
         """A command of this process changed the game: time its deadline and let bots move."""
         if state is not None:
             self._set_timer(game_id, state)
+            if not any(holder.bot for holder in state.seats.values()):
+                return
         self._wake_bots(game_id)
 
     def observe(self, game_id: int, event_types: set[str]) -> None:
-        """Events arrived from the group (possibly written elsewhere): keep the timer right."""
-        if event_types & TIMING_EVENTS:
+        """Events arrived from the group (possibly written elsewhere): keep the timer right.
+
+        Every connection of the game in this process reports the same batch; the timer is
+        refreshed once.
+        """
+        if event_types & TIMING_EVENTS and game_id not in self._refreshing:
+            self._refreshing.add(game_id)
             self._spawn(self._refresh_timer(game_id))
 
     async def idle(self) -> None:
@@ -101,6 +109,7 @@ class Runtime:
             task.cancel()
         self._bots.clear()
         self._bots_again.clear()
+        self._refreshing.clear()
         self._started = False
 
     # ----------------------------------------------------------------------------------------
@@ -117,6 +126,8 @@ class Runtime:
             state = await database_sync_to_async(services.load_state)(game_id)
         except services.GameNotFoundError:
             return
+        finally:
+            self._refreshing.discard(game_id)
         self._set_timer(game_id, state)
 
     def _set_timer(self, game_id: int, state: GameState) -> None:
