@@ -65,11 +65,12 @@ def _site(tmp: Path) -> Iterator[Site]:
     env = server_env(DATABASE_URL=f"sqlite:///{tmp / 'browser.sqlite3'}")
     manage(env, "migrate", "--noinput")
     manage(env, "load_scenarios")
-    server = start_server(env, tmp, "browser")
+    site = Site(env, start_server(env, tmp, "browser"), tmp)
     try:
-        yield Site(env, server, tmp)
+        yield site
     finally:
-        server.stop()
+        # A test may have restarted the server: stop the one running now.
+        site.server.stop()
 
 
 @pytest.fixture(scope="module")
