@@ -9,6 +9,7 @@ layer did not deliver.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -20,6 +21,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from negotiation import protocol, selectors, services
 from negotiation.engine import events as e
+from negotiation.engine.commands import INSTRUCTOR
 from negotiation.engine.scenario import GameDefaults, Scenario
 from negotiation.engine.visibility import SPECTATOR, view, visible
 from negotiation.runtime import runtime
@@ -206,6 +208,29 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         shown = visible(self.scenario, event, self.binding.viewer, settings=self.settings)
         await self._send(protocol.event(seq, e.event_to_dict(shown) if shown else None))
         self.last_sent = seq
+        if self._loses_its_seat(event):
+            await self._become_spectator()
+
+    def _loses_its_seat(self, event: e.Event) -> bool:
+        """Whether ``event`` takes this connection's seat from its player."""
+        binding = self.binding
+        assert binding is not None
+        if binding.player is None or getattr(event, "seat", None) != binding.viewer:
+            # Not a seat's connection, or it already lost its seat.
+            return False
+        if isinstance(event, e.SeatReleased):
+            return True
+        return isinstance(event, e.SeatTaken) and (event.bot or event.player != binding.player)
+
+    async def _become_spectator(self) -> None:
+        """From now on this connection sees what a spectator sees; its commands still name the
+        seat and its former player, so ``services`` refuses them as ``seat_lost``. The page
+        reconnects to rebind."""
+        assert self.binding is not None
+        await self._announce("presence.leave")
+        self.binding = dataclasses.replace(self.binding, viewer=SPECTATOR)
+        self.peers[self.channel_name] = SPECTATOR
+        await self._announce("presence.join")
 
     # ----------------------------------------------------------------------------------------
     # Presence: every connection tells the group when it comes and goes; the others answer
@@ -243,7 +268,7 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         await self._send(
             protocol.presence(
                 online=sorted({v for v in viewers if v in seats}),
-                instructor=any(v == "instructor" for v in viewers),
+                instructor=any(v == INSTRUCTOR for v in viewers),
                 spectators=sum(1 for v in viewers if v == SPECTATOR),
             )
         )

@@ -702,3 +702,23 @@ async def test_a_connection_acts_for_its_seat_only_while_it_holds_it(connect: An
         GameCommand.objects.filter(issuer__startswith="player:", accepted=True).count
     )()
     assert applied == 1  # the chat line before the seat was released, nothing after
+
+
+async def test_a_connection_that_loses_its_seat_stops_seeing_its_secrets(connect: Any) -> None:
+    t = await table()
+    host = await connect(t.code, t.sessions["host"], host=True)
+    member = await connect(t.code, t.sessions["A1"])
+    chief = await connect(t.code, t.sessions["A-chief"])
+    for client in (host, member, chief):
+        await client.until("snapshot")
+    await host.command("start_game")
+    await chief.command("chat", channel="caucus:A", text="before: for Atlantis only")
+    seen = await member.event("chat_posted")
+    assert seen["event"]["text"] == "before: for Atlantis only"
+    await host.command("seat_bot", seat="A1")
+    await member.event("seat_taken")
+    await host.until("presence", online=["A-chief"])
+    said = await chief.command("chat", channel="caucus:A", text="after: for Atlantis only")
+    # The old tab now sees what a spectator sees: the caucus line is only a placeholder.
+    placeholder = await member.until("event", seq=said["seq"])
+    assert placeholder["event"] is None
