@@ -197,8 +197,10 @@ def submit(
     With a ``client_id`` the outcome is recorded under ``(game, issuer, client_id)``: a retried
     id returns the recorded outcome and changes nothing. With a ``holder`` (a player id) the
     command is refused as ``seat_lost`` unless that player still holds the actor's seat: a
-    connection opened for a seat the instructor has since given away acts for nobody. Never raises for a refused command (the
-    outcome says why); raises ``GameNotFoundError`` for an unknown game.
+    connection opened for a seat the instructor has since given away acts for nobody.
+
+    Never raises for a refused command (the outcome says why); raises ``GameNotFoundError``
+    for an unknown game.
     """
     for attempt in range(MAX_WRITE_ATTEMPTS):
         if attempt:
@@ -302,20 +304,19 @@ def _append(
     for event in events:
         after = evolve(after, event)
         stored.append(StoredEvent(after.seq, event, e.event_to_dict(event)))
-    with transaction.atomic():
-        GameEvent.objects.bulk_create(
-            [
-                GameEvent(game_id=game_id, seq=s.seq, type=s.event.TYPE, payload=s.payload)
-                for s in stored
-            ]
-        )
-        _project(game_id, after, stored)
-        if client_id is not None:
-            _record_command(game_id, issuer, client_id, command, after.seq)
-        # Cached and published only once the events are stored for good.
-        transaction.on_commit(lambda: state_cache.put(game_id, after))
-        if stored:
-            transaction.on_commit(lambda: publish(game_id, stored))
+    GameEvent.objects.bulk_create(
+        [
+            GameEvent(game_id=game_id, seq=s.seq, type=s.event.TYPE, payload=s.payload)
+            for s in stored
+        ]
+    )
+    _project(game_id, after, stored)
+    if client_id is not None:
+        _record_command(game_id, issuer, client_id, command, after.seq)
+    # Cached and published only once the events are stored for good.
+    transaction.on_commit(lambda: state_cache.put(game_id, after))
+    if stored:
+        transaction.on_commit(lambda: publish(game_id, stored))
     return stored, after
 
 
