@@ -116,14 +116,24 @@ def _game(code: str) -> Game:
         raise Http404("No game has this code.") from None
 
 
+#: How many ended games the front page lists for their instructor.
+ENDED_GAMES_SHOWN = 20
+
+
 def home(request: HttpRequest) -> HttpResponse:
-    """The front page: join a game, and the scenarios that can be played."""
+    """The front page: join a game, the scenarios that can be played and, for a signed-in
+    instructor, the games they created (to get back to a host console or the results)."""
     scenarios = Scenario.objects.only("slug", "title", "summary", "builtin").order_by(
         "-builtin", Lower("title"), "slug"
     )
     player = selectors.player_of(request.session)
     form = JoinForm(initial={"name": player.display_name if player else ""})
-    return render(request, "negotiation/home.html", {"scenarios": scenarios, "form": form})
+    context: dict[str, Any] = {"scenarios": scenarios, "form": form}
+    if request.user.is_authenticated:
+        mine = Game.objects.filter(created_by=request.user).select_related("scenario")
+        context["running_games"] = list(mine.exclude(status=Game.Status.ENDED))
+        context["ended_games"] = list(mine.filter(status=Game.Status.ENDED)[:ENDED_GAMES_SHOWN])
+    return render(request, "negotiation/home.html", context)
 
 
 @require_POST

@@ -340,3 +340,21 @@ def test_the_new_game_form_reports_bad_values(client: Client, scenarios: None) -
     assert response.status_code == 200
     assert "field-error" in text(response)
     assert not Game.objects.exists()
+
+
+def test_an_instructor_finds_their_games_on_the_front_page(client: Client, scenarios: None) -> None:
+    user = get_user_model().objects.create_user("teacher", password="pw-teacher-1")
+    gatt = Scenario.objects.get(slug="gatt")
+    running = services.create_game(scenario=gatt, created_by=user)
+    ended = services.create_game(scenario=gatt, created_by=user)
+    services.submit(game_id=ended.pk, command=c.EndGame(c.INSTRUCTOR), issuer="test")
+    someone_elses = services.create_game(scenario=gatt)
+    client.force_login(user)
+    page = text(client.get(reverse("home")))
+    assert 'data-testid="my-games"' in page
+    assert reverse("host", args=[running.code]) in page
+    assert reverse("results", args=[ended.code]) in page
+    assert reverse("host", args=[ended.code]) not in page
+    assert someone_elses.code not in page
+    # Nobody else sees the list.
+    assert 'data-testid="my-games"' not in text(Client().get(reverse("home")))
