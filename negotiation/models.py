@@ -26,6 +26,8 @@ class Scenario(models.Model):
     summary = models.TextField(blank=True)
     definition = models.JSONField()
     builtin = models.BooleanField(default=False)
+    #: An instructor's scenario is theirs alone unless shared with every instructor.
+    shared = models.BooleanField(default=False)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -41,6 +43,36 @@ class Scenario(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.slug})"
+
+
+class ClassSession(models.Model):
+    """A class taught with one join code: parallel games of one scenario and their roster."""
+
+    class Assignment(models.TextChoices):
+        RANDOM = "random", "Random"
+        MANUAL = "manual", "Manual (the instructor seats each student)"
+        ROSTER = "roster", "From an uploaded roster"
+
+    code = models.CharField(max_length=8, unique=True)
+    title = models.CharField(max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="class_sessions"
+    )
+    scenario = models.ForeignKey(Scenario, on_delete=models.PROTECT, related_name="sessions")
+    assignment = models.CharField(
+        max_length=10, choices=Assignment.choices, default=Assignment.RANDOM
+    )
+    #: When the instructor started every game; null while students gather in the waiting room.
+    started = models.DateTimeField(null=True, blank=True)
+    #: Minutes without any event after which the dashboard flags a game as stalled.
+    stall_minutes = models.PositiveSmallIntegerField(default=3)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.title})"
 
 
 class Game(models.Model):
@@ -68,12 +100,23 @@ class Game(models.Model):
         on_delete=models.SET_NULL,
         related_name="games",
     )
+    #: The class session this game is one of; null for a stand-alone game or a remote match.
+    session = models.ForeignKey(
+        ClassSession, null=True, blank=True, on_delete=models.CASCADE, related_name="games"
+    )
+    #: Listed in the public lobby of remote matches.
+    public = models.BooleanField(default=False)
+    #: Seconds after creation when bots take the seats still empty; null: never.
+    bot_fill_after = models.PositiveIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created"]
-        indexes = [models.Index(fields=["status", "deadline"])]
+        indexes = [
+            models.Index(fields=["status", "deadline"]),
+            models.Index(fields=["public", "status"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.code} ({self.scenario.slug})"
@@ -96,6 +139,19 @@ class Seat(models.Model):
     )
     display_name = models.CharField(max_length=40, blank=True)
     bot = models.BooleanField(default=False)
+    #: The bot strategy for this seat (a key of the engine's strategy registry); blank: default.
+    bot_strategy = models.CharField(max_length=30, blank=True)
+    #: The player a bot is standing in for (after a dropped connection or by the instructor);
+    #: the seat goes back to them when they return.
+    stand_in_for = models.ForeignKey(
+        "accounts.Player",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="stood_in_seats",
+    )
+    #: When the holder's last connection closed; null while connected or never connected.
+    away_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["game", "order"]
@@ -160,3 +216,54 @@ class GameCommand(models.Model):
 
     def __str__(self) -> str:
         return f"{self.game_id} {self.issuer} {self.client_id}"
+
+
+class SessionMember(models.Model):
+    """A student of a class session: a roster line, a joined player, or both, and their seat."""
+
+    session = models.ForeignKey(ClassSession, on_delete=models.CASCADE, related_name="members")
+    name = models.CharField(max_length=40)
+    player = models.ForeignKey(
+        "accounts.Player",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="session_memberships",
+    )
+    #: The seat assigned (by the roster, the instructor or at random); blank until assigned.
+    game = models.ForeignKey(
+        Game, null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
+    )
+    seat_key = models.CharField(max_length=40, blank=True)
+    joined = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["session", "name", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "player"], name="unique_session_player")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session.code}/{self.name}"
+
+
+class Annotation(models.Model):
+    """An instructor's note on a game at one seq, shown on the replay timeline."""
+
+    game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="annotations")
+    seq = models.PositiveIntegerField()
+    text = models.TextField(max_length=2000)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="annotations",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["game", "seq", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.game_id}@{self.seq}"

@@ -115,6 +115,10 @@ class StatementArgs(_Args):
     text: Annotated[str, Field(max_length=4000)]
 
 
+class AnnounceArgs(_Args):
+    text: Annotated[str, Field(max_length=4000)]
+
+
 class StrawPollArgs(_Args):
     values: Values
 
@@ -173,6 +177,7 @@ INSTRUCTOR_COMMANDS: dict[str, type[_Args]] = {
     c.PauseGame.NAME: NoArgs,
     c.ResumeGame.NAME: NoArgs,
     c.ExtendDeadline.NAME: ExtendArgs,
+    c.Announce.NAME: AnnounceArgs,
     c.EndGame.NAME: NoArgs,
     SEAT_BOT: SeatArgs,
     c.ReleaseSeat.NAME: SeatArgs,
@@ -238,6 +243,8 @@ def _build(name: str, args: _Args, actor: str) -> c.Command:
         return c.Chat(actor, args.channel, args.text)
     if isinstance(args, StatementArgs):
         return c.MakeStatement(actor, args.text)
+    if isinstance(args, AnnounceArgs):
+        return c.Announce(actor, args.text)
     if isinstance(args, AnswerPollArgs):
         return c.AnswerStrawPoll(actor, args.poll_id, args.yes)
     if isinstance(args, PollArgs):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from negotiation import views
+from negotiation import classroom, matches, replay, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,4 +14,7 @@ urlpatterns = [
     path("g/<str:code>/results/", views.results, name="results"),
     path("g/<str:code>/host/", views.host, name="host"),
     path("g/<str:code>/host/<str:token>/", views.host_link, name="host_link"),
+    *classroom.urlpatterns,
+    *matches.urlpatterns,
+    *replay.urlpatterns,
 ]

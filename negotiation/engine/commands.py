@@ -151,6 +151,14 @@ class ExtendDeadline(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Announce(Command):
+    """The instructor's announcement to everyone in the game (seats and spectators)."""
+
+    NAME: ClassVar[str] = "announce"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class EndGame(Command):
     NAME: ClassVar[str] = "end_game"
 
@@ -177,6 +185,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         PauseGame,
         ResumeGame,
         ExtendDeadline,
+        Announce,
         EndGame,
     )
 }

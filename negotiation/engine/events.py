@@ -234,6 +234,14 @@ class RoundEnded(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class AnnouncementMade(Event):
+    """The instructor's announcement, read by every seat and spectator."""
+
+    TYPE: ClassVar[str] = "announcement_made"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class GamePaused(Event):
     TYPE: ClassVar[str] = "game_paused"
     remaining: float | None
@@ -273,6 +281,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TentativeAgreement,
         ChatPosted,
         StatementMade,
+        AnnouncementMade,
         StrawPollOpened,
         StrawPollAnswered,
         StrawPollClosed,

@@ -206,6 +206,10 @@ def _statement(s: GameState, ev: e.StatementMade) -> GameState:
     return _message(s, PUBLIC, ev.by, ev.text)
 
 
+def _announcement(s: GameState, ev: e.AnnouncementMade) -> GameState:
+    return _message(s, PUBLIC, c.INSTRUCTOR, ev.text)
+
+
 def _poll_opened(s: GameState, ev: e.StrawPollOpened) -> GameState:
     poll = StrawPoll(ev.poll_id, ev.by, ev.country, ev.values, {})
     return changed(
@@ -350,6 +354,7 @@ _EVOLVERS: dict[type[e.Event], Callable[[GameState, Any], GameState]] = {
     e.TentativeAgreement: _tentative,
     e.ChatPosted: _chat,
     e.StatementMade: _statement,
+    e.AnnouncementMade: _announcement,
     e.StrawPollOpened: _poll_opened,
     e.StrawPollAnswered: _poll_answered,
     e.StrawPollClosed: _poll_closed,
@@ -931,6 +936,11 @@ def _extend(state: GameState, cmd: c.ExtendDeadline, now: float, chain: _Chain) 
     chain.emit(e.DeadlineExtended(seconds=seconds))
 
 
+def _announce(state: GameState, cmd: c.Announce, now: float, chain: _Chain) -> None:
+    _instructor(cmd)
+    chain.emit(e.AnnouncementMade(text=_text(cmd.text)))
+
+
 def _end(state: GameState, cmd: c.EndGame, now: float, chain: _Chain) -> None:
     _instructor(cmd)
     if state.phase in (LEVEL1, LEVEL2, COMPLIANCE):
@@ -969,6 +979,7 @@ _DECIDERS: dict[type[c.Command], Callable[[GameState, Any, float, _Chain], None]
     c.PauseGame: _pause,
     c.ResumeGame: _resume,
     c.ExtendDeadline: _extend,
+    c.Announce: _announce,
     c.EndGame: _end,
 }
 
@@ -978,6 +989,7 @@ _ALLOWED_WHILE_PAUSED = (
     c.ResumeGame,
     c.EndGame,
     c.ExtendDeadline,
+    c.Announce,
     c.TakeSeat,
     c.ReleaseSeat,
     c.Chat,

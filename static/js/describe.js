@@ -17,6 +17,7 @@ export class Names {
   /** "Mira Stolnik (Borduria)"; "you" for the viewer's own seat when `you` is set. */
   who(key, { you = true } = {}) {
     if (you && key === this.me) return "You";
+    if (key === "instructor") return "Instructor";
     const m = this.member(key);
     if (!m) return key;
     return `${m.name} (${m.countryName})`;
@@ -110,6 +111,8 @@ export function describe(event, names, { host = false } = {}) {
       return `${who(event.by)} (${names.channel(event.channel)}): ${short(event.text)}`;
     case "statement_made":
       return `${who(event.by)} made a public statement: “${short(event.text)}”`;
+    case "announcement_made":
+      return `The instructor announced: “${short(event.text)}”`;
     case "straw_poll_opened":
       return `${who(event.by)} opened straw poll #${event.poll_id}: ${names.values(event.values)}.`;
     case "straw_poll_answered":
@@ -188,6 +191,7 @@ export const ANNOUNCED = new Set([
   "involuntary_defection",
   "compliance_resolved",
   "round_ended",
+  "announcement_made",
   "game_paused",
   "game_resumed",
   "deadline_extended",

@@ -82,6 +82,21 @@ export class HostConsole {
       this.endButton.focus();
     });
     this.phaseHelp = h("p", { class: "muted small", testid: "phase-help" });
+    // An announcement every seat and spectator reads (kept in the log).
+    const announceInput = h("input", { type: "text", id: "announce-text", maxlength: "4000", testid: "announce-text", autocomplete: "off" });
+    const announceButton = button("Announce", { type: "submit", testid: "announce" });
+    const announceForm = h(
+      "form",
+      { class: "announce", testid: "announce-form" },
+      h("label", { for: "announce-text" }, "Announcement to everyone in this game"),
+      h("div", { class: "announce__row" }, announceInput, announceButton),
+    );
+    announceForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const text = announceInput.value.trim();
+      if (!text) return;
+      if (await act(this.conn, announceButton, this.controlError, "announce", { text })) announceInput.value = "";
+    });
     const controls = h(
       "section",
       { class: "card controls", "aria-labelledby": "controls-title" },
@@ -89,6 +104,7 @@ export class HostConsole {
       this.phaseHelp,
       h("div", { class: "actions" }, this.startButton, this.pauseButton, this.resumeButton, this.advanceButton, this.plus1, this.plus5, this.endButton),
       this.confirm,
+      announceForm,
       this.controlError,
       h("p", { class: "small" }, h("a", { href: cfg.resultsUrl, testid: "results-link-host", target: "_blank", rel: "noopener" }, "Results and debrief"), " (opens in a new tab; scores so far until the game ends)"),
     );

@@ -14,7 +14,8 @@
 // Test ids (data-testid), for Playwright. <channel> is "table", "caucus:<COUNTRY>" or "public"
 // (the public input posts a statement); <id> a proposal or poll id; <KEY> a seat key.
 //   everywhere   phase (data-phase), round, timer, connection (data-status: connecting, live,
-//                reconnecting, offline, gone), paused-notice, tentative-banner,
+//                reconnecting, offline, gone), paused-notice, announcement
+//                (announcement-text, announcement-dismiss), tentative-banner,
 //                defection-notice, in-force-banner, ended-notice, results-link,
 //                count-result-<COUNTRY>, round-history, proposal-history, history-<id>,
 //                event-log, chat-tab-<channel>, chat-panel-<channel>, chat-log-<channel>,
@@ -35,7 +36,8 @@
 //                compliance-error
 //   host         join-code, join-url, copy-join-url, presence, phase-help, start-game, pause,
 //                resume, advance, extend-1, extend-5, end-game, end-game-confirmation,
-//                end-game-confirm, end-game-cancel, control-error, results-link-host,
+//                end-game-confirm, end-game-cancel, announce-form, announce-text, announce,
+//                control-error, results-link-host,
 //                seats, seat-count, fill-bots, copy-all-links, seat-error, seat-<KEY>,
 //                seat-holder-<KEY>, seat-link-<KEY>, copy-link-<KEY>, seat-bot-<KEY>,
 //                release-<KEY>, voting, ballots-cast, table, proposals, proposal-<id>, polls,

@@ -218,6 +218,10 @@ const FOLD = {
     s.messages.push({ channel: "public", by: ev.by, text: ev.text });
   },
 
+  announcement_made(store, s, ev) {
+    s.messages.push({ channel: "public", by: "instructor", text: ev.text });
+  },
+
   straw_poll_opened(store, s, ev) {
     const poll = {
       id: ev.poll_id,

@@ -256,7 +256,9 @@ export class Notices {
     this.ended = h("section", { class: "notice notice--ended", testid: "ended-notice" });
     this.count = h("section", { class: "card count", "aria-labelledby": "count-title" });
     /** Above the player's own move: what changed. */
-    this.el = h("div", { class: "notices" }, this.seatLost, this.paused, this.ended, this.tentative, this.defection);
+    this.announcement = h("section", { class: "notice notice--announcement", testid: "announcement", role: "status" });
+    this.dismissedAnnouncement = null;
+    this.el = h("div", { class: "notices" }, this.seatLost, this.announcement, this.paused, this.ended, this.tentative, this.defection);
     /** Below it: the outcome of the vote. */
     this.results = h("div", { class: "notices" }, this.inForce, this.count);
   }
@@ -265,6 +267,24 @@ export class Notices {
     const s = store.state;
     const names = new Names(s);
     show(this.paused, s.paused && s.phase !== "ended");
+
+    // The instructor's latest announcement stays on top until the reader dismisses it.
+    const announcements = (s.messages || []).filter((m) => m.by === "instructor");
+    const latest = announcements.length ? announcements[announcements.length - 1] : null;
+    const key = latest ? `${announcements.length}:${latest.text}` : null;
+    show(this.announcement, Boolean(latest) && key !== this.dismissedAnnouncement);
+    if (latest && this.announcement.dataset.shown !== key) {
+      this.announcement.dataset.shown = key;
+      replace(
+        this.announcement,
+        h("h2", { class: "notice__title" }, "Announcement from the instructor"),
+        h("p", { testid: "announcement-text" }, latest.text),
+        h("button", { type: "button", class: "button button--quiet", testid: "announcement-dismiss", on: { click: () => {
+          this.dismissedAnnouncement = key;
+          show(this.announcement, false);
+        } } }, "Dismiss"),
+      );
+    }
 
     // The instructor gave this seat to a bot or emptied it: say so, and how to get back in.
     const mine = s.me.seat ? s.seats[s.me.seat] : null;

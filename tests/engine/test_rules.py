@@ -498,6 +498,27 @@ def test_a_chief_makes_a_public_statement() -> None:
     assert game.state.messages[-1] == Message("public", B_CHIEF, "Borduria will match every cut.")
 
 
+def test_the_instructor_announces_to_everyone_even_while_paused() -> None:
+    game = started_game()
+    game.run(c.PauseGame(INSTRUCTOR))
+    events = game.run(c.Announce(INSTRUCTOR, "  Five minutes to the vote.  "))
+    assert events == [e.AnnouncementMade("Five minutes to the vote.")]
+    assert game.state.messages[-1] == Message("public", INSTRUCTOR, "Five minutes to the vote.")
+
+
+def test_only_the_instructor_announces_and_never_an_empty_or_overlong_text() -> None:
+    game = started_game()
+    with pytest.raises(RuleViolation) as refused:
+        game.run(c.Announce(A_CHIEF, "I am the teacher now"))
+    assert refused.value.code == "not_instructor"
+    with pytest.raises(RuleViolation) as refused:
+        game.run(c.Announce(INSTRUCTOR, "   "))
+    assert refused.value.code == "empty_text"
+    with pytest.raises(RuleViolation) as refused:
+        game.run(c.Announce(INSTRUCTOR, "x" * (rules.MAX_TEXT + 1)))
+    assert refused.value.code == "text_too_long"
+
+
 def test_statements_may_be_made_during_ratification_to_reach_the_other_side() -> None:
     game = started_game()
     game.agree((5, 6))

@@ -114,6 +114,7 @@ ANY_KIND = (
     "resume",
     "resume",
     "extend",
+    "announce",
     "end",
 )
 
@@ -192,6 +193,8 @@ def plausible_command(state: GameState, chooser: Chooser, now: float) -> tuple[c
         command = c.ResumeGame(actor([INSTRUCTOR]))
     elif kind == "extend":
         command = c.ExtendDeadline(actor([INSTRUCTOR]), chooser.pick([1, 60, 0, MAX_EXTENSION + 1]))
+    elif kind == "announce":
+        command = c.Announce(actor([INSTRUCTOR]), chooser.pick(["Ten minutes left.", "  ", "x"]))
     elif kind == "seat":
         player = chooser.pick(["p1", "p2", "bot", ""])
         seat = chooser.pick([*members, "Z9"])
