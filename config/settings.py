@@ -7,7 +7,12 @@
 - ``DATABASE_URL``: any URL dj-database-url understands (default: SQLite in the project root).
 - ``REDIS_URL``: when set, Channels uses the Redis pub/sub layer; otherwise an in-memory layer.
 - ``RATIFY_CHANNEL_PREFIX``: prefix of the Redis channel names (default "ratify").
+- ``DJANGO_EMAIL_BACKEND``, ``DJANGO_EMAIL_HOST``, ``DJANGO_EMAIL_PORT``,
+  ``DJANGO_EMAIL_HOST_USER``, ``DJANGO_EMAIL_HOST_PASSWORD``, ``DJANGO_EMAIL_USE_TLS``,
+  ``DJANGO_DEFAULT_FROM_EMAIL``: mail for password resets (default: printed to the console).
 - ``RATIFY_BOT_DELAY``: seconds a bot waits before each move (default 1.0; 0 in tests).
+- ``RATIFY_GRACE_SECONDS``: seconds a remote match keeps a dropped player's seat before a bot
+  takes over (default 60).
 """
 
 from __future__ import annotations
@@ -127,6 +132,8 @@ else:
 
 #: Seconds a bot waits before each of its moves, so people can follow what it does.
 RATIFY_BOT_DELAY = float(os.environ.get("RATIFY_BOT_DELAY", "1.0"))
+#: Seconds a remote match keeps the seat of a player who dropped before a bot stands in.
+RATIFY_GRACE_SECONDS = float(os.environ.get("RATIFY_GRACE_SECONDS", "60"))
 
 # A player's seat is bound to the session cookie: keep it for a whole course.
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 120
@@ -137,6 +144,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Password-reset mail: printed to the console unless an SMTP server is configured.
+EMAIL_BACKEND = os.environ.get(
+    "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("DJANGO_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "ratify@localhost")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

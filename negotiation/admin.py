@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from negotiation.models import Game, GameCommand, GameEvent, Scenario, Seat
+from negotiation.models import (
+    Annotation,
+    ClassSession,
+    Game,
+    GameCommand,
+    GameEvent,
+    Scenario,
+    Seat,
+    SessionMember,
+)
 
 if TYPE_CHECKING:
     # ModelAdmin is generic only in django-stubs; at run time it is a plain class.
@@ -37,8 +46,8 @@ class ReadOnly:
 
 @admin.register(Scenario)
 class ScenarioAdmin(ScenarioModelAdmin):
-    list_display = ("title", "slug", "builtin", "owner", "updated")
-    list_filter = ("builtin",)
+    list_display = ("title", "slug", "builtin", "shared", "owner", "updated")
+    list_filter = ("builtin", "shared")
     search_fields = ("title", "slug", "summary")
     readonly_fields = ("created", "updated")
 
@@ -84,3 +93,36 @@ class GameCommandAdmin(ReadOnly, CommandModelAdmin):
         "message",
         "created",
     )
+
+
+if TYPE_CHECKING:
+    SessionModelAdmin = admin.ModelAdmin[ClassSession]
+    AnnotationModelAdmin = admin.ModelAdmin[Annotation]
+    MemberInline = admin.TabularInline[SessionMember, ClassSession]
+else:
+    SessionModelAdmin = AnnotationModelAdmin = admin.ModelAdmin
+    MemberInline = admin.TabularInline
+
+
+class MembersInline(ReadOnly, MemberInline):
+    model = SessionMember
+    fields = ("name", "player", "game", "seat_key", "joined")
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(ClassSession)
+class ClassSessionAdmin(ReadOnly, SessionModelAdmin):
+    """Sessions are run from their dashboard; the admin shows them for support."""
+
+    list_display = ("code", "title", "owner", "scenario", "assignment", "started", "created")
+    list_filter = ("assignment",)
+    search_fields = ("code", "title", "owner__username")
+    readonly_fields = [f.name for f in ClassSession._meta.fields]
+    inlines = [MembersInline]
+
+
+@admin.register(Annotation)
+class AnnotationAdmin(ReadOnly, AnnotationModelAdmin):
+    list_display = ("game", "seq", "author", "created")
+    readonly_fields = ("game", "seq", "text", "author", "created")

@@ -61,12 +61,22 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
     async def connect(self) -> None:
         code = str(self.scope["url_route"]["kwargs"]["code"])
         as_host = b"role=host" in self.scope.get("query_string", b"").split(b"&")
-        self.binding = await database_sync_to_async(selectors.binding_for)(
-            code, self.scope["session"], self.scope.get("user"), as_host=as_host
-        )
+        self.binding = await self._bind(code, as_host)
         if self.binding is None:
             await self.close(code=CLOSE_NO_SUCH_GAME)
             return
+        player_id = selectors.session_player_id(self.scope["session"])
+        if not self.binding.is_instructor and player_id is not None:
+            # Back at the table: the seat is no longer away, and a bot keeping it in a remote
+            # match gives it back (then the connection is bound to it).
+            returned = await database_sync_to_async(services.note_arrival)(
+                game_id=self.binding.game_id, player_id=player_id
+            )
+            if returned:
+                self.binding = await self._bind(code, as_host)
+                if self.binding is None:
+                    await self.close(code=CLOSE_NO_SUCH_GAME)
+                    return
         state = await database_sync_to_async(services.load_state)(self.binding.game_id)
         self.scenario = state.scenario
         self.settings = state.settings
@@ -75,12 +85,28 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         runtime.start()
+        runtime.watch(self.binding.game_id)
         await self._announce("presence.join")
 
+    async def _bind(self, code: str, as_host: bool) -> selectors.Binding | None:
+        binding: selectors.Binding | None = await database_sync_to_async(selectors.binding_for)(
+            code, self.scope["session"], self.scope.get("user"), as_host=as_host
+        )
+        return binding
+
     async def disconnect(self, code: int) -> None:
-        if self.binding is not None:
+        binding = self.binding
+        if binding is not None:
             await self._announce("presence.leave")
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            seat_connections = [
+                channel
+                for channel, viewer in getattr(self, "peers", {}).items()
+                if viewer == binding.viewer and channel != self.channel_name
+            ]
+            if binding.player is not None and binding.viewer != SPECTATOR and not seat_connections:
+                # As far as this process knows, the seat's last connection closed.
+                runtime.seat_left(binding.game_id, binding.viewer, binding.player)
         raise StopConsumer()
 
     @property
@@ -208,15 +234,19 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         shown = visible(self.scenario, event, self.binding.viewer, settings=self.settings)
         await self._send(protocol.event(seq, e.event_to_dict(shown) if shown else None))
         self.last_sent = seq
-        if self._loses_its_seat(event):
+        if self._loses_its_seat(seq, event):
             await self._become_spectator()
 
-    def _loses_its_seat(self, event: e.Event) -> bool:
+    def _loses_its_seat(self, seq: int, event: e.Event) -> bool:
         """Whether ``event`` takes this connection's seat from its player."""
         binding = self.binding
         assert binding is not None
         if binding.player is None or getattr(event, "seat", None) != binding.viewer:
             # Not a seat's connection, or it already lost its seat.
+            return False
+        if seq <= binding.seq:
+            # History the binding already took into account: a player who got the seat back
+            # from a bot catches up on the bot's taking it.
             return False
         if isinstance(event, e.SeatReleased):
             return True
@@ -255,6 +285,24 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
             return
         self.peers[message["channel"]] = message["viewer"]
         await self._send_presence()
+
+    async def presence_probe(self, message: dict[str, Any]) -> None:
+        """A runtime asks who is connected: a seat's connection answers to its inbox."""
+        binding = self.binding
+        if binding is None or binding.player is None or binding.viewer == SPECTATOR:
+            return
+        answer = {
+            "type": "presence.answer",
+            "probe": message["probe"],
+            "game": binding.game_id,
+            "seat": binding.viewer,
+            "player": binding.player,
+        }
+        try:
+            await self.channel_layer.send(message["reply_to"], answer)
+        except Exception:
+            # A full or vanished inbox: the prober counts this seat as away and asks again.
+            logger.warning("could not answer a presence probe", exc_info=True)
 
     async def presence_leave(self, message: dict[str, Any]) -> None:
         if self.peers.pop(message["channel"], None) is not None:

@@ -3,7 +3,9 @@
 from django.urls import URLPattern, path
 
 from negotiation.consumers import GameConsumer
+from negotiation.dashboard import DashboardConsumer
 
 websocket_urlpatterns: list[URLPattern] = [
     path("ws/games/<str:code>/", GameConsumer.as_asgi()),
+    path("ws/sessions/<str:code>/", DashboardConsumer.as_asgi()),
 ]

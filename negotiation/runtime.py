@@ -7,21 +7,44 @@ others get the recorded answer, or ``stale_deadline``). After a restart the firs
 starts the runtime, which sets the timers of every active game again from the ``Game`` rows.
 
 Bots move in the process that made the last write: after each write, every bot seat is asked
-for its commands (``engine.bots``), which are submitted with the command id
-``bot:<seat>:<seq>:<n>``: a move decided twice from the same state is applied once.
+for its commands (``engine.bots``, with the seat's ``bot_strategy``), which are submitted with
+the command id ``bot:<seat>:<seq>:<n>``: a move decided twice from the same state is applied
+once. A bot waits like a person before each move (``bot_pause``).
+
+Presence. A seat is away (``Seat.away_since``) from when its player took it until they connect,
+and again from when their last connection closes. Which connections exist is known across
+processes only through the channel layer, so before acting on an absence the runtime asks the
+game's group (``presence.probe``): every connection bound to a seat answers to this process's
+inbox. A process that dies leaves no "leave" behind; a periodic sweep (``_sweep``) asks the
+groups of every game with seated people and marks away the seats nobody answers for. In a
+remote match (``Game.public``) a seat away for ``RATIFY_GRACE_SECONDS`` is handed to a bot
+(``services.hand_over_absent_seat``, under the game's lock: of several processes whose timers
+fire, one hands it over); the player gets it back when they connect (``services.note_arrival``).
+A match's bot fill is a timer too. All these timers are set again from the database by the
+sweep, so they survive a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import datetime
 import hashlib
 import json
 import logging
+import random
 import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import models
+from django.utils import timezone
 
 from negotiation import services
 from negotiation.engine import commands as c
@@ -30,7 +53,7 @@ from negotiation.engine.bots import BotBrain, bot_commands
 from negotiation.engine.scenario import Scenario
 from negotiation.engine.state import GameState
 from negotiation.engine.winset import Analysis
-from negotiation.models import Game
+from negotiation.models import Game, Seat
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +71,54 @@ TIMING_EVENTS = frozenset(
 RETRY_SECONDS = 0.25
 #: Bots stop after this many moves in a row without a human move, in case of a loop.
 MAX_BOT_MOVES = 400
+#: Event types after which who holds a seat may have changed.
+SEAT_EVENTS = frozenset({e.SeatTaken.TYPE, e.SeatReleased.TYPE})
+#: How long a presence probe waits for the connections' answers.
+PROBE_SECONDS = 0.5
+#: A seat marked away this many sweeps ago or less is asked about again (it may have been
+#: marked while a new connection of its player was opening).
+RECHECK_SWEEPS = 3
+#: How much longer than a chat line or an acceptance a bot thinks over each kind of move
+#: (times ``RATIFY_BOT_DELAY``); unlisted commands weigh 1.
+THINKING_WEIGHTS: dict[type[c.Command], float] = {
+    c.Propose: 4.0,
+    c.CastBallot: 3.0,
+    c.ChooseCompliance: 3.0,
+    c.OpenStrawPoll: 3.0,
+    c.AnswerStrawPoll: 2.0,
+    c.Accept: 1.5,
+}
+#: A bot's pause is its weight times the base delay times a random factor in this range.
+JITTER = (0.6, 1.5)
+
+
+def bot_pause(command: c.Command, base: float, rng: random.Random | None = None) -> float:
+    """Seconds a bot waits before ``command``, like a person: longer for proposals and
+    ballots than for chat and acceptances, never the same twice; 0 when ``base`` is 0."""
+    if base <= 0:
+        return 0.0
+    weight = THINKING_WEIGHTS.get(type(command), 1.0)
+    return base * weight * (rng or random).uniform(*JITTER)
+
+
+def grace_seconds() -> float:
+    """How long a remote match keeps a dropped player's seat before a bot takes over."""
+    return float(getattr(settings, "RATIFY_GRACE_SECONDS", 60.0))
+
+
+@dataclass(frozen=True, slots=True)
+class _AwaySeat:
+    key: str
+    player: str
+    since: datetime.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _SeatPlan:
+    """What a game needs timed: its bot fill (epoch seconds) and its away seats."""
+
+    fill_at: float | None
+    away: tuple[_AwaySeat, ...]
 
 
 def _brain_key(scenario: Scenario) -> str:
@@ -66,16 +137,56 @@ class Runtime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refreshing: set[int] = set()
         self._started = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Grace timers by (game, seat): the away time they were set for, and the handle.
+        self._grace: dict[tuple[int, str], tuple[datetime.datetime, asyncio.TimerHandle]] = {}
+        self._fills: dict[int, tuple[float, asyncio.TimerHandle]] = {}
+        self._arming: set[int] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._inbox: asyncio.Future[str] | None = None
+        #: Answers collected by the probes under way, by probe id.
+        self._probes: dict[str, _Probe] = {}
 
     # ----------------------------------------------------------------------------------------
     # Entry points
 
     def start(self) -> None:
-        """Set the timers of every active game (once per process, on the first connection)."""
+        """Set the timers of every active game (once per process, on the first connection),
+        open this process's inbox for presence answers and start the presence sweep."""
         if self._started:
             return
         self._started = True
+        self._loop = asyncio.get_running_loop()
+        self._inbox = self._loop.create_future()
+        self._listener = self._loop.create_task(self._listen())
         self._spawn(self._recover())
+        self._schedule_sweep()
+
+    def poke(self, game_id: int) -> None:
+        """``services`` changed a game (from any thread, say a page's): time its deadline, let
+        its bots move and set its seat timers. Does nothing before the runtime started."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            # A fresh context: the caller's (a worker thread of sync_to_async) would make the
+            # task's own database calls look like a deadlock to asgiref.
+            loop.call_soon_threadsafe(
+                self._after_outside_write_soon, game_id, context=contextvars.Context()
+            )
+
+    def _after_outside_write_soon(self, game_id: int) -> None:
+        self._spawn(self._after_outside_write(game_id))
+
+    def watch(self, game_id: int) -> None:
+        """A connection opened: set the game's seat and bot-fill timers if it needs any."""
+        self._arm_soon(game_id)
+
+    def seat_left(self, game_id: int, seat: str, player: str) -> None:
+        """The last connection of ``seat`` this process knows of closed: the seat is away
+        from now (unless a connection elsewhere answers a probe), and timed if that matters."""
+        self._spawn(self._seat_left(game_id, seat, player, timezone.now()))
 
     def after_write(self, game_id: int, state: GameState | None) -> None:
         """A command of this process changed the game: time its deadline and let bots move."""
@@ -86,30 +197,52 @@ class Runtime:
         self._wake_bots(game_id)
 
     def observe(self, game_id: int, event_types: set[str]) -> None:
-        """Events arrived from the group (possibly written elsewhere): keep the timer right.
+        """Events arrived from the group (possibly written elsewhere): keep the timers right.
 
-        Every connection of the game in this process reports the same batch; the timer is
+        Every connection of the game in this process reports the same batch; each timer is
         refreshed once.
         """
         if event_types & TIMING_EVENTS and game_id not in self._refreshing:
             self._refreshing.add(game_id)
             self._spawn(self._refresh_timer(game_id))
+        if event_types & SEAT_EVENTS:
+            self._arm_soon(game_id)
 
     async def idle(self) -> None:
         """Wait until no bot is moving (tests)."""
         while self._bots:
             await asyncio.gather(*self._bots.values(), return_exceptions=True)
 
+    async def settle(self) -> None:
+        """Wait until the tasks under way (timers firing, presence work) are done (tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     def reset(self) -> None:
-        """Cancel every timer and bot (tests)."""
+        """Cancel every timer, bot and task (tests)."""
         for _, handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        for task in self._bots.values():
-            task.cancel()
+        for _, handle in [*self._grace.values(), *self._fills.values()]:
+            handle.cancel()
+        self._grace.clear()
+        self._fills.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for task in [*self._bots.values(), *self._tasks, *filter(None, [self._listener])]:
+            if not task.done():
+                with contextlib.suppress(RuntimeError):  # its loop is closed already
+                    task.cancel()
         self._bots.clear()
         self._bots_again.clear()
+        self._tasks.clear()
+        self._listener = None
+        self._inbox = None
+        self._probes.clear()
         self._refreshing.clear()
+        self._arming.clear()
+        self._loop = None
         self._started = False
 
     # ----------------------------------------------------------------------------------------
@@ -120,6 +253,8 @@ class Runtime:
         for game_id in games:
             await self._refresh_timer(game_id)
             self._wake_bots(game_id)
+        for game_id in await database_sync_to_async(_open_match_ids)():
+            await self._arm(game_id)
 
     async def _refresh_timer(self, game_id: int) -> None:
         try:
@@ -185,7 +320,7 @@ class Runtime:
         return brain
 
     async def _run_bots(self, game_id: int) -> None:
-        delay = float(getattr(settings, "RATIFY_BOT_DELAY", 0.0))
+        base = float(getattr(settings, "RATIFY_BOT_DELAY", 0.0))
         moves = 0
         try:
             while moves < MAX_BOT_MOVES:
@@ -195,12 +330,14 @@ class Runtime:
                 if not bots or state.ended:
                     return
                 brain = await self._brain(state.scenario)
+                strategies = await database_sync_to_async(_bot_strategies)(game_id)
                 moved = False
                 for seat in bots:
-                    commands = bot_commands(state, seat, brain)
+                    commands = _commands_of(state, seat, brain, strategies.get(seat, ""))
                     for index, command in enumerate(commands):
-                        if delay:
-                            await asyncio.sleep(delay)
+                        pause = bot_pause(command, base)
+                        if pause:
+                            await asyncio.sleep(pause)
                         outcome = await database_sync_to_async(services.submit)(
                             game_id=game_id,
                             command=command,
@@ -223,15 +360,289 @@ class Runtime:
         except Exception:
             logger.exception("game %s: a bot failed", game_id)
 
+    # ----------------------------------------------------------------------------------------
+    # Writes made outside the runtime (pages, the instructor's dashboard)
+
+    async def _after_outside_write(self, game_id: int) -> None:
+        try:
+            state = await database_sync_to_async(services.load_state)(game_id)
+        except services.GameNotFoundError:
+            return
+        self.after_write(game_id, state)
+        self._arm_soon(game_id)
+
+    # ----------------------------------------------------------------------------------------
+    # Seat timers: the grace period of remote matches and their bot fill
+
+    def _arm_soon(self, game_id: int) -> None:
+        if game_id not in self._arming:
+            self._arming.add(game_id)
+            self._spawn(self._arm(game_id))
+
+    async def _arm(self, game_id: int) -> None:
+        try:
+            plan = await database_sync_to_async(_seat_plan)(game_id)
+        finally:
+            self._arming.discard(game_id)
+        self._set_fill_timer(game_id, plan.fill_at)
+        wanted = {seat.key: seat for seat in plan.away}
+        for key in [k for k in self._grace if k[0] == game_id and k[1] not in wanted]:
+            self._grace.pop(key)[1].cancel()
+        loop = asyncio.get_running_loop()
+        grace = grace_seconds()
+        for seat in plan.away:
+            current = self._grace.get((game_id, seat.key))
+            if current is not None:
+                if current[0] == seat.since:
+                    continue
+                current[1].cancel()
+            delay = max(0.0, seat.since.timestamp() + grace - time.time())
+            handle = loop.call_later(delay, self._grace_soon, game_id, seat)
+            self._grace[(game_id, seat.key)] = (seat.since, handle)
+
+    def _grace_soon(self, game_id: int, seat: _AwaySeat) -> None:
+        self._spawn(self._grace_over(game_id, seat))
+
+    def _set_fill_timer(self, game_id: int, fill_at: float | None) -> None:
+        current = self._fills.get(game_id)
+        if current is not None:
+            if current[0] == fill_at:
+                return
+            current[1].cancel()
+            del self._fills[game_id]
+        if fill_at is None:
+            return
+        delay = max(0.0, fill_at - time.time())
+        handle = asyncio.get_running_loop().call_later(
+            delay, lambda: self._spawn(self._fill(game_id, fill_at))
+        )
+        self._fills[game_id] = (fill_at, handle)
+
+    async def _fill(self, game_id: int, fill_at: float) -> None:
+        if self._fills.get(game_id, (None,))[0] == fill_at:
+            del self._fills[game_id]
+        if time.time() < fill_at:
+            # Fired early by the clock of the process that created the match.
+            await asyncio.sleep(RETRY_SECONDS)
+            self._spawn(self._fill(game_id, fill_at))
+            return
+        try:
+            await database_sync_to_async(services.fill_match)(game_id=game_id)
+        except services.GameNotFoundError:
+            return
+
+    async def _grace_over(self, game_id: int, seat: _AwaySeat) -> None:
+        if self._grace.get((game_id, seat.key), (None,))[0] == seat.since:
+            del self._grace[(game_id, seat.key)]
+        present = await self._present(game_id, seat.key, seat.player)
+        if present is None:
+            return  # unknown: the next sweep sets the timer again
+        if present:
+            await database_sync_to_async(services.note_present)(
+                game_id=game_id, seat_key=seat.key, player_id=seat.player
+            )
+            return
+        try:
+            outcome = await database_sync_to_async(services.hand_over_absent_seat)(
+                game_id=game_id, seat_key=seat.key, away_before=seat.since
+            )
+        except services.GameNotFoundError:
+            return
+        if outcome.accepted:
+            logger.info("game %s: a bot stands in for the absent %s", game_id, seat.key)
+        else:
+            logger.info("game %s: %s keeps its holder (%s)", game_id, seat.key, outcome.code)
+
+    async def _seat_left(
+        self, game_id: int, seat: str, player: str, since: datetime.datetime
+    ) -> None:
+        if await self._present(game_id, seat, player):
+            return
+        away = await database_sync_to_async(services.note_departure)(
+            game_id=game_id, seat_key=seat, player_id=player, since=since
+        )
+        if away:
+            self._arm_soon(game_id)
+
+    # ----------------------------------------------------------------------------------------
+    # Presence probes: which seats have a connection, in any process
+
+    async def _listen(self) -> None:
+        """Receive the connections' answers to this process's probes, for as long as it runs;
+        after a failure of the channel layer, with a new inbox."""
+        layer = get_channel_layer()
+        while layer is not None and self._inbox is not None:
+            try:
+                inbox = await layer.new_channel("ratify-runtime.")
+                if not self._inbox.done():
+                    self._inbox.set_result(inbox)
+                while True:
+                    message = await layer.receive(inbox)
+                    probe = self._probes.get(str(message.get("probe", "")))
+                    if probe is not None:
+                        probe.answer(
+                            int(message["game"]), str(message["seat"]), str(message["player"])
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("presence inbox failed; opening a new one")
+                self._inbox = asyncio.get_running_loop().create_future()
+                await asyncio.sleep(RETRY_SECONDS * 4)
+
+    async def _ask(
+        self, game_ids: Iterable[int], wanted: tuple[int, str, str] | None
+    ) -> _Probe | None:
+        """Ask the groups of ``game_ids`` who is connected; returns once ``wanted`` answered
+        or after ``PROBE_SECONDS``. None when the channel layer could not be asked: then
+        nobody's absence is known."""
+        probe = _Probe(wanted)
+        if self._inbox is None:
+            return None
+        try:
+            inbox = await asyncio.wait_for(asyncio.shield(self._inbox), PROBE_SECONDS)
+        except (TimeoutError, asyncio.CancelledError):
+            return None
+        layer = get_channel_layer()
+        if layer is None:
+            return None
+        probe_id = uuid.uuid4().hex
+        self._probes[probe_id] = probe
+        try:
+            message = {"type": "presence.probe", "reply_to": inbox, "probe": probe_id}
+            for game_id in game_ids:
+                await layer.group_send(services.group_name(game_id), message)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(probe.found.wait(), PROBE_SECONDS)
+        except Exception:
+            logger.exception("could not probe the presence of games %s", game_ids)
+            return None
+        finally:
+            self._probes.pop(probe_id, None)
+        return probe
+
+    async def _present(self, game_id: int, seat: str, player: str) -> bool | None:
+        """Whether a connection of ``player`` bound to ``seat`` is open, in any process; None
+        when the channel layer could not be asked."""
+        probe = await self._ask([game_id], (game_id, seat, player))
+        return None if probe is None else probe.found.is_set()
+
+    def _schedule_sweep(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        self._sweeper = loop.call_later(
+            max(1.0, grace_seconds()), lambda: self._spawn(self._sweep())
+        )
+
+    async def _sweep(self) -> None:
+        """Mark away the seats nobody is connected for (their process may have died), clear
+        those wrongly marked, and set the seat timers of every remote match again."""
+        try:
+            seats = await database_sync_to_async(_seats_to_check)(
+                timezone.now() - datetime.timedelta(seconds=RECHECK_SWEEPS * grace_seconds())
+            )
+            games = sorted({game_id for game_id, *_ in seats})
+            probe = await self._ask(games, None) if games else None
+            if games and probe is None:
+                return  # nobody's presence is known: change nothing until the next sweep
+            answered = probe.answers if probe is not None else set()
+            now = timezone.now()
+            for game_id, key, player, away_since in seats:
+                if (game_id, key, player) in answered:
+                    if away_since is not None:
+                        await database_sync_to_async(services.note_present)(
+                            game_id=game_id, seat_key=key, player_id=player
+                        )
+                elif away_since is None:
+                    await database_sync_to_async(services.note_departure)(
+                        game_id=game_id, seat_key=key, player_id=player, since=now
+                    )
+            for game_id in await database_sync_to_async(_open_match_ids)():
+                await self._arm(game_id)
+        except Exception:
+            logger.exception("the presence sweep failed")
+        finally:
+            self._schedule_sweep()
+
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
 
+class _Probe:
+    """The answers to one presence probe: (game, seat, player) of each connection."""
+
+    def __init__(self, wanted: tuple[int, str, str] | None) -> None:
+        self.wanted = wanted
+        self.answers: set[tuple[int, str, str]] = set()
+        self.found = asyncio.Event()
+
+    def answer(self, game_id: int, seat: str, player: str) -> None:
+        self.answers.add((game_id, seat, player))
+        if (game_id, seat, player) == self.wanted:
+            self.found.set()
+
+
 def _active_game_ids() -> list[int]:
     return list(
         Game.objects.exclude(status=Game.Status.ENDED).order_by("pk").values_list("pk", flat=True)
+    )
+
+
+def _bot_strategies(game_id: int) -> dict[str, str]:
+    return dict(Seat.objects.filter(game_id=game_id, bot=True).values_list("key", "bot_strategy"))
+
+
+def _commands_of(state: GameState, seat: str, brain: BotBrain, strategy: str) -> list[c.Command]:
+    """What the bot in ``seat`` does now, playing ``strategy`` (blank: the default; a name the
+    engine no longer knows plays the default too)."""
+    now = time.time()
+    try:
+        return bot_commands(state, seat, brain, strategy or None, now=now)
+    except ValueError:
+        logger.warning("seat %s: unknown bot strategy %r, playing the default", seat, strategy)
+        return bot_commands(state, seat, brain, None, now=now)
+
+
+def _seat_plan(game_id: int) -> _SeatPlan:
+    game = Game.objects.filter(pk=game_id).first()
+    if game is None or not game.public or game.status == Game.Status.ENDED:
+        return _SeatPlan(None, ())
+    fill_at = None
+    if game.status == Game.Status.LOBBY and game.bot_fill_after is not None:
+        fill_at = game.created.timestamp() + game.bot_fill_after
+    away = tuple(
+        _AwaySeat(key, str(player), since)
+        for key, player, since in Seat.objects.filter(
+            game=game, bot=False, player__isnull=False, away_since__isnull=False
+        ).values_list("key", "player_id", "away_since")
+        if since is not None
+    )
+    return _SeatPlan(fill_at, away)
+
+
+def _seats_to_check(
+    recently: datetime.datetime,
+) -> list[tuple[int, str, str, datetime.datetime | None]]:
+    """Seats of unfinished games held by people and believed connected, or marked away
+    since ``recently``: (game id, seat, player id, away since)."""
+    rows = (
+        Seat.objects.filter(bot=False, player__isnull=False)
+        .exclude(game__status=Game.Status.ENDED)
+        .filter(models.Q(away_since__isnull=True) | models.Q(away_since__gte=recently))
+        .values_list("game_id", "key", "player_id", "away_since")
+    )
+    return [(game_id, key, str(player), since) for game_id, key, player, since in rows]
+
+
+def _open_match_ids() -> list[int]:
+    return list(
+        Game.objects.filter(public=True)
+        .exclude(status=Game.Status.ENDED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
 
 
@@ -246,3 +657,4 @@ def _build_brain(scenario: Scenario) -> BotBrain:
 
 
 runtime = Runtime()
+services.listen_to_writes(runtime.poke)

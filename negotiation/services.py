@@ -13,6 +13,7 @@ All functions here are synchronous (database work); async code calls them throug
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import secrets
@@ -20,22 +21,25 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
+from django.db.models import Case, When
+from django.utils import timezone
 
 from accounts.models import Player
+from negotiation.engine import bots
 from negotiation.engine import commands as c
 from negotiation.engine import events as e
 from negotiation.engine.rules import RuleViolation, decide, evolve, fold
 from negotiation.engine.rules import create_game as create_log
 from negotiation.engine.scenario import GameDefaults, scenario_from_dict
 from negotiation.engine.state import ENDED, LOBBY, GameState
-from negotiation.models import Game, GameCommand, GameEvent, Scenario, Seat
+from negotiation.models import Game, GameCommand, GameEvent, Scenario, Seat, SessionMember
 
 logger = logging.getLogger(__name__)
 
@@ -295,7 +299,7 @@ def _append(
     events: Sequence[e.Event],
     issuer: str,
     client_id: str | None,
-    command: c.Command,
+    command: c.Command | None,
 ) -> tuple[list[StoredEvent], GameState]:
     """Append ``events`` after ``state`` (in the caller's transaction). Raises
     ``IntegrityError`` when another writer got there first."""
@@ -311,7 +315,7 @@ def _append(
         ]
     )
     _project(game_id, after, stored)
-    if client_id is not None:
+    if client_id is not None and command is not None:
         _record_command(game_id, issuer, client_id, command, after.seq)
     # Cached and published only once the events are stored for good.
     transaction.on_commit(lambda: state_cache.put(game_id, after))
@@ -321,7 +325,12 @@ def _append(
 
 
 def _project(game_id: int, state: GameState, stored: Iterable[StoredEvent]) -> None:
-    """Bring ``Game`` and ``Seat`` in line with the state the new events lead to."""
+    """Bring ``Game`` and ``Seat`` in line with the state the new events lead to.
+
+    A bot that takes a seat in the same write as the human who held it leaves it (released
+    first, or replaced by the instructor) stands in for that human: ``Seat.stand_in_for``.
+    A human who takes a seat is not connected yet: ``Seat.away_since`` starts now.
+    """
     if state.phase == LOBBY:
         status = Game.Status.LOBBY
     elif state.phase == ENDED:
@@ -331,17 +340,37 @@ def _project(game_id: int, state: GameState, stored: Iterable[StoredEvent]) -> N
     Game.objects.filter(pk=game_id).update(
         status=status, phase=state.phase, deadline=state.deadline, last_seq=state.seq
     )
-    for item in stored:
-        event = item.event
-        if isinstance(event, e.SeatTaken):
-            player = _player_id(event.player) if not event.bot else None
-            Seat.objects.filter(game_id=game_id, key=event.seat).update(
-                player_id=player, bot=event.bot, display_name=event.name
-            )
-        elif isinstance(event, e.SeatReleased):
-            Seat.objects.filter(game_id=game_id, key=event.seat).update(
-                player_id=None, bot=False, display_name=""
-            )
+    seat_events = [
+        item.event for item in stored if isinstance(item.event, e.SeatTaken | e.SeatReleased)
+    ]
+    if not seat_events:
+        return
+    rows = {
+        row.key: row
+        for row in Seat.objects.filter(game_id=game_id, key__in={ev.seat for ev in seat_events})
+    }
+    #: The human each seat lost earlier in this write.
+    left_by: dict[str, Any] = {}
+    moment = timezone.now()
+    for event in seat_events:
+        row = rows.get(event.seat)
+        if row is None:
+            continue
+        if isinstance(event, e.SeatReleased):
+            if row.player_id is not None:
+                left_by[row.key] = row.player_id
+            row.player_id, row.bot, row.display_name = None, False, ""
+            row.stand_in_for_id, row.away_since = None, None
+        elif event.bot:
+            replaced = row.player_id or left_by.get(row.key)
+            row.stand_in_for_id = replaced if replaced is not None else row.stand_in_for_id
+            row.player_id, row.bot, row.display_name = None, True, event.name
+            row.away_since = None
+        else:
+            row.player_id, row.bot, row.display_name = _player_id(event.player), False, event.name
+            row.stand_in_for_id, row.away_since = None, moment
+    for row in rows.values():
+        row.save(update_fields=["player", "bot", "display_name", "stand_in_for", "away_since"])
 
 
 def _player_id(value: str) -> str | None:
@@ -384,8 +413,12 @@ def create_game(
     settings: GameDefaults | None = None,
     created_by: Any = None,
     bot_seats: Sequence[str] = (),
+    public: bool = False,
+    bot_fill_after: int | None = None,
 ) -> Game:
-    """A new game of ``scenario`` in the lobby, with bots in ``bot_seats``.
+    """A new game of ``scenario`` in the lobby, with bots in ``bot_seats``. A ``public`` game is
+    a remote match, listed in the public lobby; ``bot_fill_after`` seconds after its creation
+    bots take the seats still empty (see ``fill_match``).
 
     Raises ``ScenarioError`` for a stored definition the engine refuses and ``KeyError`` for a
     bot seat that is not a member of the scenario.
@@ -403,6 +436,8 @@ def create_game(
             host_token=secrets.token_urlsafe(24),
             created_by=created_by if getattr(created_by, "pk", None) else None,
             last_seq=1,
+            public=public,
+            bot_fill_after=bot_fill_after,
         )
         Seat.objects.bulk_create(
             [
@@ -416,7 +451,7 @@ def create_game(
     for seat in bot_seats:
         outcome = submit(
             game_id=game.pk,
-            command=c.TakeSeat(c.SYSTEM, seat, BOT_ISSUER, bot=True, name="Bot"),
+            command=c.TakeSeat(c.SYSTEM, seat, BOT_PLAYER, bot=True, name=BOT_NAME),
             issuer=SYSTEM_ISSUER,
         )
         assert outcome.accepted, outcome
@@ -434,32 +469,513 @@ def seat_of(game: Game, player: Player | None) -> Seat | None:
 def take_seat(*, game: Game, player: Player, seat_key: str | None) -> Outcome:
     """Seat ``player`` at ``seat_key``, or at the first free seat when it is None.
 
-    A player holds at most one seat per game: one already seated gets its seat back unchanged.
+    A player holds at most one seat per game: one already seated gets its seat back unchanged,
+    and one a bot stands in for gets that seat back. A remote match is filled with bots when
+    due and starts once every seat is taken.
     Never raises for a refusal (``seat_taken``, ``no_free_seat``, ``unknown_seat``...).
     """
     current = seat_of(game, player)
-    if current is not None:
-        if seat_key is None or seat_key == current.key:
+    kept = Seat.objects.filter(game=game, stand_in_for=player, bot=True).first()
+    held = current or kept
+    if held is not None:
+        if seat_key is not None and seat_key != held.key:
+            return _refused(
+                game.last_seq,
+                "already_seated",
+                f"You already hold the seat {held.key} in this game.",
+            )
+        if current is not None:
             return Outcome(accepted=True, last_seq=game.last_seq)
-        return Outcome(
-            accepted=False,
-            last_seq=game.last_seq,
-            code="already_seated",
-            message=f"You already hold the seat {current.key} in this game.",
-        )
+        return _give_back(game.pk, held.key, player_id=str(player.pk), connected=False)
     if seat_key is None:
         free = Seat.objects.filter(game=game, player__isnull=True, bot=False).order_by("order")
         first = free.first()
         if first is None:
-            return Outcome(
-                accepted=False,
-                last_seq=game.last_seq,
-                code="no_free_seat",
-                message="Every seat in this game is taken.",
-            )
+            return _refused(game.last_seq, "no_free_seat", "Every seat in this game is taken.")
         seat_key = first.key
-    return submit(
-        game_id=game.pk,
-        command=c.TakeSeat(c.SYSTEM, seat_key, str(player.pk), bot=False, name=player.display_name),
-        issuer=f"player:{player.pk}",
+    command = c.TakeSeat(c.SYSTEM, seat_key, str(player.pk), bot=False, name=player.display_name)
+    return _transact(
+        main=game.pk, plan=lambda _: [(game.pk, command)], issuer=f"player:{player.pk}"
     )
+
+
+def _refused(last_seq: int, code: str, message: str) -> Outcome:
+    return Outcome(accepted=False, last_seq=last_seq, code=code, message=message)
+
+
+# --------------------------------------------------------------------------------------------
+# Several commands in one transaction: seat hand-offs, moves, remote matches
+
+#: The player id and display name of a bot in the seat events.
+BOT_PLAYER = "bot"
+BOT_NAME = "Bot"
+#: A bot standing in for someone is shown as "<their name> (bot)".
+STAND_IN_SUFFIX = " (bot)"
+
+Step = tuple[int, c.Command]
+
+
+@dataclass(slots=True)
+class _Tables:
+    """What a plan sees under the locks of its games: their rows and current states."""
+
+    games: dict[int, Game]
+    states: dict[int, GameState]
+    now: float
+
+
+Plan = Callable[[_Tables], Sequence[Step]]
+
+#: Called with a game's id after a commit of ``_transact`` changed it (the runtime listens, to
+#: time the deadline and wake the bots of writes made outside it, like a page's).
+_write_listeners: list[Callable[[int], None]] = []
+
+
+def listen_to_writes(callback: Callable[[int], None]) -> None:
+    """Call ``callback(game_id)`` after every seat hand-off, move or match write commits."""
+    if callback not in _write_listeners:
+        _write_listeners.append(callback)
+
+
+def _transact(
+    *,
+    main: int,
+    plan: Plan,
+    issuer: str,
+    also: Sequence[int] = (),
+    extra: Callable[[_Tables], None] | None = None,
+    now: float | None = None,
+) -> Outcome:
+    """Decide ``plan``'s commands, in order, against the current states of ``main`` (and the
+    games in ``also``), holding the locks of their rows, and append all they cause in one
+    transaction; ``extra`` then writes what is not in the log (same transaction). A remote
+    match in its lobby is also filled with bots when due and started once every seat is held.
+
+    The plan refuses by raising ``RuleViolation``; the outcome carries its code, or that of the
+    first command the rules refuse (nothing is written then). The outcome's events and state
+    are ``main``'s. Never raises for a refusal; raises ``GameNotFoundError`` for an unknown game.
+    """
+    ids = sorted({main, *also})
+    for attempt in range(MAX_WRITE_ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0, RETRY_PAUSE_SECONDS * attempt))
+        try:
+            with transaction.atomic():
+                games = {
+                    game.pk: game
+                    for game in Game.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+                }
+                if len(games) != len(ids):
+                    raise GameNotFoundError(main)
+                before = {game_id: load_state(game_id) for game_id in ids}
+                tables = _Tables(games, dict(before), time.time() if now is None else now)
+                caused: dict[int, list[e.Event]] = {game_id: [] for game_id in ids}
+                try:
+                    for game_id, command in plan(tables):
+                        _decide_into(tables, caused, game_id, command)
+                    for game_id in ids:
+                        for command in _match_steps(
+                            games[game_id], tables.states[game_id], tables.now
+                        ):
+                            _decide_into(tables, caused, game_id, command)
+                except RuleViolation as refusal:
+                    return _refused(before[main].seq, refusal.code, refusal.message)
+                written: dict[int, list[StoredEvent]] = {}
+                for game_id in ids:
+                    if caused[game_id]:
+                        written[game_id], _ = _append(
+                            game_id, before[game_id], caused[game_id], issuer, None, None
+                        )
+                if extra is not None:
+                    extra(tables)
+                if written:
+                    transaction.on_commit(functools.partial(_tell_listeners, list(written)))
+        except IntegrityError:
+            for game_id in ids:
+                state_cache.forget(game_id)
+            continue
+        after = tables.states[main]
+        return Outcome(
+            accepted=True, last_seq=after.seq, events=tuple(written.get(main, ())), state=after
+        )
+    logger.warning("game %s: gave up on a seat change after %d races", main, MAX_WRITE_ATTEMPTS)
+    return _refused(
+        load_state(main).seq, "busy", "The game is very busy right now; please try again."
+    )
+
+
+def _decide_into(
+    tables: _Tables, caused: dict[int, list[e.Event]], game_id: int, command: c.Command
+) -> None:
+    """Raises ``RuleViolation`` when the rules refuse ``command``."""
+    state = tables.states[game_id]
+    events = decide(state, command, tables.now)
+    for event in events:
+        state = evolve(state, event)
+    tables.states[game_id] = state
+    caused[game_id].extend(events)
+
+
+def _tell_listeners(game_ids: Sequence[int]) -> None:
+    for game_id in game_ids:
+        for listener in list(_write_listeners):
+            try:
+                listener(game_id)
+            except Exception:
+                logger.exception("game %s: a write listener failed", game_id)
+
+
+def _match_steps(game: Game, state: GameState, now: float) -> list[c.Command]:
+    """What a remote match in its lobby does by itself: once its wait is over, bots take the
+    seats still empty; once every seat is held, it starts. Only while a person holds a seat:
+    a match nobody plays in stays open for people instead of playing itself."""
+    if not game.public or state.phase != LOBBY:
+        return []
+    if all(holder.bot for holder in state.seats.values()):
+        return []
+    empty = [m.key for m in state.scenario.members if m.key not in state.seats]
+    steps: list[c.Command] = []
+    if empty and fill_due(game, now):
+        steps = [c.TakeSeat(c.SYSTEM, key, BOT_PLAYER, bot=True, name=BOT_NAME) for key in empty]
+        empty = []
+    if not empty:
+        steps.append(c.StartGame(c.INSTRUCTOR))
+    return steps
+
+
+def fill_due(game: Game, now: float) -> bool:
+    """Whether the wait before bots fill ``game``'s empty seats is over."""
+    return game.bot_fill_after is not None and game.created.timestamp() + game.bot_fill_after <= now
+
+
+def _member_keys(state: GameState) -> set[str]:
+    return {m.key for m in state.scenario.members}
+
+
+def _seat_row(game_id: int, seat_key: str) -> Seat:
+    """Raises ``RuleViolation`` (``unknown_seat``) when the game has no such seat."""
+    row = Seat.objects.filter(game_id=game_id, key=seat_key).first()
+    if row is None:
+        raise RuleViolation("unknown_seat", f"This game has no seat {seat_key!r}.")
+    return row
+
+
+# --------------------------------------------------------------------------------------------
+# Seat hand-offs (the instructor's controls and the grace period of remote matches)
+
+
+def hand_to_bot(*, game: Game, seat_key: str, strategy: str = "") -> Outcome:
+    """A bot takes ``seat_key`` (the engine's ``ReleaseSeat`` then ``TakeSeat`` with
+    ``bot=True``, in one write); the player who held it is remembered in ``Seat.stand_in_for``
+    to get it back with ``give_back``. ``strategy`` (a key of the engine's strategy registry for
+    the seat's role) is stored in ``Seat.bot_strategy`` when given. An empty seat simply gets a
+    bot.
+
+    Never raises for a refusal (``unknown_seat``, ``already_bot``, ``game_ended``,
+    ``unknown_strategy``); raises ``GameNotFoundError`` for a game without a log.
+    """
+    return _hand_to_bot(game.pk, seat_key, strategy=strategy, away_before=None)
+
+
+def hand_over_absent_seat(*, game_id: int, seat_key: str, away_before: Any) -> Outcome:
+    """The grace period is over: a bot takes ``seat_key`` if its holder is still away, and has
+    been since ``away_before`` (a datetime) or earlier; checked under the game's lock, so of
+    several processes whose timers fire only one hands the seat over.
+
+    Never raises for a refusal (``not_away`` when the holder came back, or the codes of
+    ``hand_to_bot``); raises ``GameNotFoundError`` for an unknown game.
+    """
+    return _hand_to_bot(game_id, seat_key, strategy="", away_before=away_before)
+
+
+def _hand_to_bot(game_id: int, seat_key: str, *, strategy: str, away_before: Any) -> Outcome:
+    def plan(tables: _Tables) -> list[Step]:
+        state = tables.states[game_id]
+        row = _seat_row(game_id, seat_key)
+        if state.ended:
+            raise RuleViolation("game_ended", "The game is over.")
+        problem = strategy_problem(row.role, strategy)
+        if problem:
+            raise RuleViolation("unknown_strategy", problem)
+        holder = state.seats.get(seat_key)
+        if holder is not None and holder.bot:
+            raise RuleViolation("already_bot", "A bot already holds this seat.")
+        if away_before is not None and (
+            holder is None
+            or row.player_id is None
+            or str(row.player_id) != holder.player
+            or row.away_since is None
+            or row.away_since > away_before
+        ):
+            raise RuleViolation("not_away", "The seat's player is connected again.")
+        steps: list[Step] = []
+        name = BOT_NAME
+        if holder is not None:
+            steps.append((game_id, c.ReleaseSeat(c.SYSTEM, seat_key)))
+            if holder.name:
+                name = holder.name[: MAX_NAME - len(STAND_IN_SUFFIX)] + STAND_IN_SUFFIX
+        steps.append((game_id, c.TakeSeat(c.SYSTEM, seat_key, BOT_PLAYER, bot=True, name=name)))
+        return steps
+
+    def remember_strategy(_: _Tables) -> None:
+        if strategy:
+            Seat.objects.filter(game_id=game_id, key=seat_key).update(bot_strategy=strategy)
+
+    return _transact(main=game_id, plan=plan, issuer=SYSTEM_ISSUER, extra=remember_strategy)
+
+
+#: The engine's longest display name.
+MAX_NAME = 40
+
+
+def give_back(*, game: Game, seat_key: str) -> Outcome:
+    """The player a bot stands in for at ``seat_key`` takes the seat back (``ReleaseSeat`` then
+    ``TakeSeat``, in one write).
+
+    Never raises for a refusal (``unknown_seat``; ``nobody_to_give_back`` when no bot stands in
+    for anyone there; ``already_seated`` when that player holds another seat of the game now);
+    raises ``GameNotFoundError`` for a game without a log.
+    """
+    return _give_back(game.pk, seat_key, player_id=None, connected=False)
+
+
+def _give_back(game_id: int, seat_key: str, *, player_id: str | None, connected: bool) -> Outcome:
+    """``give_back``; with ``player_id`` only to that player, and ``connected`` when they are
+    connected right now (their seat is not away)."""
+
+    def plan(tables: _Tables) -> list[Step]:
+        row = _seat_row(game_id, seat_key)
+        owner = row.stand_in_for
+        if owner is None or not row.bot or (player_id is not None and str(owner.pk) != player_id):
+            raise RuleViolation("nobody_to_give_back", "No bot is keeping this seat for anyone.")
+        elsewhere = Seat.objects.filter(game_id=game_id, player=owner).exclude(key=seat_key)
+        if elsewhere.exists():
+            raise RuleViolation(
+                "already_seated", f"{owner.display_name} holds another seat of this game now."
+            )
+        name = owner.display_name
+        return [
+            (game_id, c.ReleaseSeat(c.SYSTEM, seat_key)),
+            (game_id, c.TakeSeat(c.SYSTEM, seat_key, str(owner.pk), bot=False, name=name)),
+        ]
+
+    def mark_connected(_: _Tables) -> None:
+        if connected:
+            Seat.objects.filter(game_id=game_id, key=seat_key).update(away_since=None)
+
+    return _transact(main=game_id, plan=plan, issuer=SYSTEM_ISSUER, extra=mark_connected)
+
+
+def move_player(*, player: Player, to_game: Game, to_seat_key: str) -> Outcome:
+    """``player`` leaves the seat they hold in any game of ``to_game``'s class session (or in
+    ``to_game`` itself) and takes ``to_seat_key`` of ``to_game``, which must be free or held by
+    a bot (the bot leaves). A bot keeping a seat of the session for them keeps playing it, no
+    longer for them. Their ``SessionMember`` row follows. Moving to the seat they hold is
+    accepted and changes nothing.
+
+    Never raises for a refusal (``unknown_seat``, ``seat_taken``, ``game_ended``,
+    ``other_session`` when the player is not part of ``to_game``'s session); raises
+    ``GameNotFoundError`` for a game without a log.
+    """
+    session_id = to_game.session_id
+    scope = (
+        Game.objects.filter(session_id=session_id)
+        if session_id is not None
+        else Game.objects.filter(pk=to_game.pk)
+    )
+    current = Seat.objects.filter(game__in=scope, player=player, bot=False).order_by("pk").first()
+    if (
+        session_id is not None
+        and current is None
+        and not SessionMember.objects.filter(session_id=session_id, player=player).exists()
+    ):
+        return _refused(
+            to_game.last_seq, "other_session", "This player is not in that game's class session."
+        )
+    if current is not None and current.game_id == to_game.pk and current.key == to_seat_key:
+        return Outcome(accepted=True, last_seq=to_game.last_seq)
+    also = [current.game_id] if current is not None else []
+
+    def plan(tables: _Tables) -> list[Step]:
+        state = tables.states[to_game.pk]
+        if to_seat_key not in _member_keys(state):
+            raise RuleViolation("unknown_seat", f"This game has no seat {to_seat_key!r}.")
+        if state.ended:
+            raise RuleViolation("game_ended", "That game is over.")
+        steps: list[Step] = []
+        if current is not None:
+            held = tables.states[current.game_id].seats.get(current.key)
+            if held is None or held.bot or held.player != str(player.pk):
+                raise RuleViolation("seat_lost", "The player's seat changed meanwhile; try again.")
+            steps.append((current.game_id, c.ReleaseSeat(c.SYSTEM, current.key)))
+        holder = state.seats.get(to_seat_key)
+        if holder is not None:
+            if not holder.bot:
+                raise RuleViolation("seat_taken", f"{holder.name or 'Someone'} holds that seat.")
+            steps.append((to_game.pk, c.ReleaseSeat(c.SYSTEM, to_seat_key)))
+        steps.append(
+            (
+                to_game.pk,
+                c.TakeSeat(c.SYSTEM, to_seat_key, str(player.pk), name=player.display_name),
+            )
+        )
+        return steps
+
+    def follow(_: _Tables) -> None:
+        Seat.objects.filter(game__in=scope, stand_in_for=player).update(stand_in_for=None)
+        if session_id is not None:
+            SessionMember.objects.filter(session_id=session_id, player=player).update(
+                game=to_game, seat_key=to_seat_key
+            )
+
+    return _transact(main=to_game.pk, plan=plan, issuer=SYSTEM_ISSUER, also=also, extra=follow)
+
+
+def strategy_problem(role: str, strategy: str) -> str:
+    """Why ``strategy`` cannot play a seat of ``role`` (blank: it can; blank is the default)."""
+    if not strategy:
+        return ""
+    registry = _strategies(role)
+    if strategy not in registry:
+        known = ", ".join(sorted(registry)) or "none"
+        return f"No {role} bot strategy is called {strategy!r} (known: {known})."
+    return ""
+
+
+def _strategies(role: str) -> frozenset[str]:
+    """The strategy names of the engine's registry for ``role``."""
+    registry = bots.CONSTITUENT_STRATEGIES if role == "constituent" else bots.CHIEF_STRATEGIES
+    return frozenset(registry)
+
+
+def set_bot_strategy(*, game: Game, seat_key: str, strategy: str) -> None:
+    """The strategy a bot in ``seat_key`` plays from its next move on (blank: the default).
+
+    Raises ``KeyError`` for a seat the game does not have and ``ValueError`` for a strategy
+    the engine's registry does not know for the seat's role.
+    """
+    row = Seat.objects.filter(game=game, key=seat_key).first()
+    if row is None:
+        raise KeyError(seat_key)
+    problem = strategy_problem(row.role, strategy)
+    if problem:
+        raise ValueError(problem)
+    Seat.objects.filter(pk=row.pk).update(bot_strategy=strategy)
+
+
+# --------------------------------------------------------------------------------------------
+# Presence: is a seat's player connected (``Seat.away_since``)
+
+
+def note_arrival(*, game_id: int, player_id: str) -> bool:
+    """The player connected to the game: their seat is no longer away, and in a remote match a
+    bot keeping their seat gives it back. Returns whether they got a seat back.
+
+    Takes the game's lock only when there is something to change, so it is ordered with the
+    grace period's hand-over: whichever comes second sees the first. Raises nothing.
+    """
+    seats = Seat.objects.filter(game_id=game_id)
+    away = seats.filter(player_id=player_id, bot=False, away_since__isnull=False).exists()
+    kept = (
+        seats.filter(stand_in_for__pk=player_id, bot=True, game__public=True)
+        .exclude(game__status=Game.Status.ENDED)
+        .values_list("key", flat=True)
+        .first()
+    )
+    if kept is not None:
+        return _give_back(game_id, kept, player_id=player_id, connected=True).accepted
+    if away:
+        with transaction.atomic():
+            list(Game.objects.select_for_update().filter(pk=game_id).values_list("pk"))
+            seats.filter(player_id=player_id, bot=False).update(away_since=None)
+    return False
+
+
+def note_departure(*, game_id: int, seat_key: str, player_id: str, since: Any) -> bool:
+    """The seat's player has no connection left since ``since`` (a datetime): the seat is away
+    from then, unless it already was or changed hands. Returns whether it is now away."""
+    updated = Seat.objects.filter(
+        game_id=game_id, key=seat_key, player_id=player_id, bot=False, away_since__isnull=True
+    ).update(away_since=since)
+    return updated > 0
+
+
+def note_present(*, game_id: int, seat_key: str, player_id: str) -> bool:
+    """A connection of the seat's player answered: the seat is not away. Returns whether it
+    was marked away."""
+    with transaction.atomic():
+        list(Game.objects.select_for_update().filter(pk=game_id).values_list("pk"))
+        updated = Seat.objects.filter(
+            game_id=game_id, key=seat_key, player_id=player_id, away_since__isnull=False
+        ).update(away_since=None)
+    return updated > 0
+
+
+# --------------------------------------------------------------------------------------------
+# Remote matches
+
+#: A quick match that opens a new match lets bots fill it after this wait (seconds).
+QUICK_MATCH_BOT_WAIT = 60
+
+
+def fill_match(*, game_id: int) -> Outcome:
+    """The match's wait is over: bots take its empty seats (if a person holds one) and it
+    starts. Nothing happens when that is done already or not due, so several processes may
+    call it. Never raises for a refusal; raises ``GameNotFoundError`` for an unknown game."""
+    return _transact(main=game_id, plan=lambda _: [], issuer=SYSTEM_ISSUER)
+
+
+def create_match(
+    *,
+    scenario: Scenario,
+    bot_fill_after: int | None,
+    created_by: Any = None,
+    settings: GameDefaults | None = None,
+) -> Game:
+    """A new remote match of ``scenario``, listed in the public lobby.
+
+    Raises ``ScenarioError`` for a stored definition the engine refuses.
+    """
+    return create_game(
+        scenario=scenario,
+        settings=settings,
+        created_by=created_by,
+        public=True,
+        bot_fill_after=bot_fill_after,
+    )
+
+
+def quick_match(*, player: Player, scenario: Scenario | None = None) -> tuple[Game, Outcome]:
+    """Seat ``player`` in the first open remote match (of ``scenario`` when given) with a free
+    seat, waiting matches first, oldest first; or in a new one when none fits (of ``scenario``,
+    or the first built-in scenario), whose empty seats bots fill after ``QUICK_MATCH_BOT_WAIT``.
+    A player who already holds a seat in such a match goes back to it.
+
+    Raises ``Scenario.DoesNotExist`` when no scenario is loaded.
+    """
+    matches = Game.objects.filter(public=True).exclude(status=Game.Status.ENDED)
+    if scenario is not None:
+        matches = matches.filter(scenario=scenario)
+    mine = matches.filter(seats__player=player).order_by("created").first()
+    mine = mine or matches.filter(seats__stand_in_for=player).order_by("created").first()
+    if mine is not None:
+        return mine, take_seat(game=mine, player=player, seat_key=None)
+    open_ones = (
+        matches.filter(seats__player__isnull=True, seats__bot=False)
+        .distinct()
+        .order_by(Case(When(status=Game.Status.LOBBY, then=0), default=1), "created", "pk")
+    )
+    for game in open_ones.select_related("scenario")[:QUICK_MATCH_CANDIDATES]:
+        outcome = take_seat(game=game, player=player, seat_key=None)
+        if outcome.accepted:
+            return game, outcome
+    if scenario is None:
+        scenario = Scenario.objects.order_by("-builtin", "title", "slug").first()
+        if scenario is None:
+            raise Scenario.DoesNotExist("No scenario is loaded.")
+    game = create_match(scenario=scenario, bot_fill_after=QUICK_MATCH_BOT_WAIT)
+    return game, take_seat(game=game, player=player, seat_key=None)
+
+
+#: Matches a quick match tries (each may fill up meanwhile) before it opens a new one.
+QUICK_MATCH_CANDIDATES = 10

@@ -15,7 +15,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.models import Player
-from negotiation import briefing, selectors, services
+from negotiation import briefing, class_sessions, selectors, services
+from negotiation.class_sessions import clean_name
 from negotiation.engine.analytics import debrief
 from negotiation.engine.commands import INSTRUCTOR
 from negotiation.engine.scenario import (
@@ -26,7 +27,7 @@ from negotiation.engine.scenario import (
 )
 from negotiation.engine.scoring import score_state
 from negotiation.engine.winset import Analysis
-from negotiation.models import Game, Scenario, Seat
+from negotiation.models import ClassSession, Game, Scenario, Seat
 
 
 class JoinForm(forms.Form):
@@ -39,12 +40,16 @@ class JoinForm(forms.Form):
 
     def clean_code(self) -> str:
         code: str = self.cleaned_data["code"].strip().upper()
-        if not Game.objects.filter(code=code).exists():
+        known = (
+            ClassSession.objects.filter(code=code).exists()
+            or Game.objects.filter(code=code).exists()
+        )
+        if not known:
             raise forms.ValidationError("No game has this code. Check it with your instructor.")
         return code
 
     def clean_name(self) -> str:
-        name: str = self.cleaned_data["name"].strip()
+        name = clean_name(self.cleaned_data["name"])
         if not name:
             raise forms.ValidationError("Tell the others who you are.")
         return name
@@ -55,7 +60,7 @@ class SeatForm(forms.Form):
     seat = forms.CharField(required=False, max_length=40)
 
     def clean_name(self) -> str:
-        name: str = self.cleaned_data["name"].strip()
+        name = clean_name(self.cleaned_data["name"])
         if not name:
             raise forms.ValidationError("Tell the others who you are.")
         return name
@@ -93,6 +98,13 @@ class NewGameForm(forms.Form):
         min_value=1, max_value=60, initial=3, label="Level II minutes (the constituents vote)"
     )
 
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["scenario"]
+        assert isinstance(field, forms.ModelChoiceField)
+        # An instructor's uploaded scenario is theirs unless shared.
+        field.queryset = class_sessions.scenarios_for(user).order_by(Lower("title"))
+
 
 def _player(request: HttpRequest, name: str | None = None) -> Player:
     """The session's player, created on first use; ``name`` renames it."""
@@ -123,16 +135,26 @@ ENDED_GAMES_SHOWN = 20
 def home(request: HttpRequest) -> HttpResponse:
     """The front page: join a game, the scenarios that can be played and, for a signed-in
     instructor, the games they created (to get back to a host console or the results)."""
-    scenarios = Scenario.objects.only("slug", "title", "summary", "builtin").order_by(
-        "-builtin", Lower("title"), "slug"
+    scenarios = (
+        class_sessions.scenarios_for(request.user)
+        .only("slug", "title", "summary", "builtin")
+        .order_by("-builtin", Lower("title"), "slug")
     )
     player = selectors.player_of(request.session)
-    form = JoinForm(initial={"name": player.display_name if player else ""})
+    form = JoinForm(
+        initial={
+            "name": player.display_name if player else "",
+            "code": request.GET.get("code", "")[:8],
+        }
+    )
     context: dict[str, Any] = {"scenarios": scenarios, "form": form}
     if request.user.is_authenticated:
         mine = Game.objects.filter(created_by=request.user).select_related("scenario")
         context["running_games"] = list(mine.exclude(status=Game.Status.ENDED))
         context["ended_games"] = list(mine.filter(status=Game.Status.ENDED)[:ENDED_GAMES_SHOWN])
+        context["class_sessions"] = list(
+            ClassSession.objects.filter(owner=request.user).select_related("scenario")[:10]
+        )
     return render(request, "negotiation/home.html", context)
 
 
@@ -140,11 +162,15 @@ def home(request: HttpRequest) -> HttpResponse:
 def join(request: HttpRequest) -> HttpResponse:
     form = JoinForm(request.POST)
     if not form.is_valid():
-        scenarios = Scenario.objects.order_by("-builtin", Lower("title"))
+        scenarios = class_sessions.scenarios_for(request.user).order_by("-builtin", Lower("title"))
         return render(
             request, "negotiation/home.html", {"scenarios": scenarios, "form": form}, status=400
         )
-    _player(request, form.cleaned_data["name"])
+    player = _player(request, form.cleaned_data["name"])
+    session = class_sessions.session_by_code(form.cleaned_data["code"])
+    if session is not None:
+        class_sessions.join(session=session, player=player)
+        return redirect("session_wait", code=session.code)
     return redirect("lobby", code=form.cleaned_data["code"])
 
 
@@ -345,6 +371,9 @@ def results(request: HttpRequest, code: str) -> HttpResponse:
                 for r in data["reciprocity"]
             ],
         )
+    context["can_replay"] = selectors.is_host(game, request.session, request.user) or (
+        state.ended and services.seat_of(game, selectors.player_of(request.session)) is not None
+    )
     return render(request, "negotiation/results.html", context)
 
 
@@ -413,7 +442,7 @@ def host(request: HttpRequest, code: str) -> HttpResponse:
 @login_required
 def new_game(request: HttpRequest) -> HttpResponse:
     """An instructor creates a game of a scenario."""
-    form = NewGameForm(request.POST or None)
+    form = NewGameForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         settings = GameDefaults(

@@ -106,7 +106,7 @@ export class HostConsole {
       this.confirm,
       announceForm,
       this.controlError,
-      h("p", { class: "small" }, h("a", { href: cfg.resultsUrl, testid: "results-link-host", target: "_blank", rel: "noopener" }, "Results and debrief"), " (opens in a new tab; scores so far until the game ends)"),
+      h("p", { class: "small" }, h("a", { href: cfg.resultsUrl, testid: "results-link-host", target: "_blank", rel: "noopener" }, "Results and debrief"), " (opens in a new tab; scores so far until the game ends) · ", h("a", { href: cfg.replayUrl, testid: "replay-link-host", target: "_blank", rel: "noopener" }, "Replay")),
     );
 
     // Seats.

@@ -41,6 +41,7 @@ export class PlayerTable {
     this.log = new ActivityLog({ title: "What happened", open: window.matchMedia("(min-width: 60rem)").matches, announcer: this.announcer });
 
     this.roleCard = h("section", { class: "rolecard", "aria-label": "Your role" });
+    this.standIn = new StandInNotice(this.cfg);
     this.lobbyCard = h("section", { class: "card", testid: "lobby-card" });
     this.ballot = new Ballot(this);
     this.compliance = new Compliance(this);
@@ -91,6 +92,7 @@ export class PlayerTable {
     const main = h(
       "div",
       { class: "layout__main" },
+      this.standIn.el,
       this.notices.el,
       this.lobbyCard,
       this.ballot.el,
@@ -117,6 +119,7 @@ export class PlayerTable {
     if (!s) return;
     if (!this.built) this.build(s);
     this.status.update(s);
+    this.standIn.update(s);
     this.renderRole(s);
     this.notices.update(store);
     this.renderLobby(s);
@@ -194,6 +197,72 @@ export class PlayerTable {
   tick() {
     this.status.tick();
     if (this.ballot) this.ballot.tick();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// "A bot played for you": after a bot kept this seat (a dropped connection in a remote match,
+// or the instructor) and gave it back. Asked of the server when the table opens and when the
+// seat passes from a bot back to this player; shown once per hand-back, for a while.
+
+/** How long after getting the seat back the notice is still worth showing (ms). */
+const STAND_IN_NOTICE_MS = 30 * 60 * 1000;
+
+class StandInNotice {
+  constructor(cfg) {
+    this.url = `${cfg.lobbyUrl}stood-in/`;
+    this.code = cfg.code;
+    this.el = h("section", { class: "notice notice--announcement", testid: "stood-in", role: "status", hidden: true });
+    this.checked = false;
+    this.seatWasBot = false;
+  }
+
+  update(s) {
+    const seat = s.me.seat ? s.seats[s.me.seat] : null;
+    const bot = Boolean(seat && seat.bot);
+    if (s.me.seat && (!this.checked || (this.seatWasBot && !bot))) {
+      this.checked = true;
+      this.check();
+    }
+    this.seatWasBot = bot;
+  }
+
+  async check() {
+    let found = null;
+    try {
+      const response = await fetch(this.url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (!response.ok) return;
+      found = (await response.json()).stood_in;
+    } catch {
+      return;
+    }
+    if (!found) return;
+    const key = `ratify-stood-in-${this.code}-${found.until_seq}`;
+    const fresh = Date.now() - found.until * 1000 < STAND_IN_NOTICE_MS;
+    if (!fresh || window.sessionStorage.getItem(key)) return;
+    const at = (seconds) => new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    const moves = found.moves === 1 ? "1 move" : `${found.moves} moves`;
+    replace(
+      this.el,
+      h("p", { class: "notice__title" }, "A bot played for you while you were away"),
+      h("p", { testid: "stood-in-text" }, `From ${at(found.since)} to ${at(found.until)} a bot kept your seat (${moves}). The seat is yours again.`),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "button button--small",
+          testid: "stood-in-dismiss",
+          on: {
+            click: () => {
+              window.sessionStorage.setItem(key, "seen");
+              show(this.el, false);
+            },
+          },
+        },
+        "OK",
+      ),
+    );
+    show(this.el, true);
   }
 }
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 from negotiation.engine import commands as c
 from negotiation.engine import events as e
-from negotiation.engine.bots import BotBrain, bot_commands, ratifies, transfers_to
+from negotiation.engine.bots import BotBrain, _set_offers, bot_commands, ratifies, transfers_to
 from negotiation.engine.rules import apply, create_game, initial_state
 from negotiation.engine.scenario import GameDefaults, Scenario, load_builtin, parse_scenario
 from negotiation.engine.state import COMPLIANCE, LEVEL1, LEVEL2, GameState
@@ -328,3 +328,25 @@ def test_brain_levels_refuse_an_empty_playable_zone() -> None:
     assert brain.fallback_offers["A"] == (0.0,)
     data["countries"][1]["chief"]["reservation"] = 100
     assert BotBrain(Analysis(parse_scenario(data))).fallback_offers["B"] is None
+
+
+def test_changing_side_payments_lowers_offers_before_raising_others() -> None:
+    scenario = load_builtin("bonn-1978")
+    state = seated_game(scenario)
+    budget = scenario.country("USA").side_payment_budget
+    assert budget == 10
+    state, _ = apply(state, c.OfferSidePayment("us-chief", "us-consumers", 5), NOW)
+    state, _ = apply(state, c.OfferSidePayment("us-chief", "us-moderates", 5), NOW)
+    chief = scenario.member("us-chief")
+    wanted = {"us-consumers": 2, "us-producers": 8}
+    commands = _set_offers(state, chief, wanted)
+    # Raising first would promise 18 of a budget of 10 on the way: the rules would refuse it.
+    assert commands == [
+        c.OfferSidePayment("us-chief", "us-consumers", 2),
+        c.OfferSidePayment("us-chief", "us-moderates", 0),
+        c.OfferSidePayment("us-chief", "us-producers", 8),
+    ]
+    for command in commands:
+        state, _ = apply(state, command, NOW)
+    assert state.offers["us-chief"] == wanted
+    assert _set_offers(state, chief, wanted) == []
