@@ -44,9 +44,7 @@ def test_an_instructor_runs_a_class_of_eight_in_two_games(
     code = teacher.get_by_test_id("session-code").inner_text().strip()
     assert re.fullmatch(r"[A-Z0-9]{6}", code)
     expect(teacher.locator("[data-testid^=game-][data-phase]")).to_have_count(2)
-    teacher.wait_for_function(
-        "document.querySelector('[data-testid=session-qr]').naturalWidth > 0"
-    )
+    teacher.wait_for_function("document.querySelector('[data-testid=session-qr]').naturalWidth > 0")
 
     pages = []
     for number, name in enumerate(STUDENTS):
