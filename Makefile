@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: setup run lint test bench fmt services
+.PHONY: setup run lint test bench bench-load fmt services
 
 $(VENV_STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -32,6 +32,11 @@ test: setup lint services
 
 bench: $(VENV_STAMP)
 	$(PY) bench/engine.py
+
+# Websocket load: 200 games x 8 sockets at 1 command/game/s, then saturation, against three
+# baselines in the same run (bench/README.md). About 10 minutes.
+bench-load: $(VENV_STAMP)
+	$(PY) bench/ws_load.py --saturate
 
 fmt: $(VENV_STAMP)
 	.venv/bin/ruff format .

@@ -1,0 +1,105 @@
+"""Smoke test of the websocket load benchmark: ``bench/ws_load.py --quick --json`` runs every
+system on loopback (2 games, a few seconds each) and reports every figure, with nothing lost,
+duplicated or refused. Speed targets are the benchmark's business, not this test's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.live import ROOT
+
+pytestmark = pytest.mark.timeout(400)
+
+ROW_FIELDS = {
+    "games",
+    "sockets",
+    "rate",
+    "seconds",
+    "commands",
+    "commands_per_s",
+    "deliveries",
+    "deliveries_per_s",
+    "visible_deliveries",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "ack_p50_ms",
+    "ack_p99_ms",
+    "lost",
+    "gaps",
+    "undelivered",
+    "undelivered_total",
+    "duplicates",
+    "errors",
+    "error_codes",
+    "unanswered",
+    "stale_deliveries",
+    "drained",
+    "server_cpu_cores",
+    "client_cpu_cores",
+    "late_sends",
+    "max_send_lag_ms",
+    "actions",
+    "passed",
+    "settle_after",
+}
+SYSTEMS = {"ratify", "raw", "asgi", "channels"}
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "bench/ws_load.py", "--quick", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=360,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    parsed: dict[str, Any] = json.loads(result.stdout)
+    return parsed
+
+
+def test_every_system_reports_every_figure(report: dict[str, Any]) -> None:
+    assert set(report) == {"config", "machine", "systems", "ratios", "targets"}
+    assert set(report["systems"]) == SYSTEMS
+    for name, system in report["systems"].items():
+        assert set(system) >= {"label", "server_pids", "connect", "fixed", "memory", "saturation"}
+        assert system["connect"]["seats"] == 16 and system["connect"]["failed"] == 0, name
+        rows = [system["fixed"], *system["saturation"]["steps"]]
+        for row in rows:
+            assert set(row) >= ROW_FIELDS, (name, ROW_FIELDS - set(row))
+        memory = system["memory"]
+        assert memory["idle_rss_kib"] > 0 and memory["loaded_rss_kib"] > 0, name
+        assert "deliveries_per_s" in system["saturation"], name
+    assert set(report["ratios"]) == {
+        f"{kind}_vs_{name}" for kind in ("saturation", "fixed_p99") for name in SYSTEMS - {"ratify"}
+    }
+
+
+def test_every_event_reaches_every_seat_once_without_errors(report: dict[str, Any]) -> None:
+    for name, system in report["systems"].items():
+        fixed = system["fixed"]
+        assert fixed["commands"] > 0, name
+        assert fixed["deliveries"] > 0 and fixed["p99_ms"] is not None, name
+        assert fixed["lost"] == 0, (name, fixed)
+        assert fixed["duplicates"] == 0, (name, fixed)
+        assert fixed["errors"] == 0, (name, fixed["error_codes"])
+        assert fixed["drained"], name
+
+
+def test_players_make_moves_of_the_rules_not_only_chat(report: dict[str, Any]) -> None:
+    ratify = report["systems"]["ratify"]
+    actions: dict[str, int] = {}
+    for row in [ratify["fixed"], *ratify["saturation"]["steps"]]:
+        for name, count in row["actions"].items():
+            actions[name] = actions.get(name, 0) + count
+    assert actions.get("chat", 0) > 0
+    assert set(actions) - {"chat", "statement", "skipped"}, actions
