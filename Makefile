@@ -16,7 +16,7 @@ setup: $(VENV_STAMP)
 
 run: setup
 	@echo "Ratify is running at http://127.0.0.1:8000/"
-	exec .venv/bin/daphne -b 127.0.0.1 -p 8000 config.asgi:application
+	exec $(PY) -m config.serve -b 127.0.0.1 -p 8000 config.asgi:application
 
 lint: $(VENV_STAMP)
 	.venv/bin/ruff check .

@@ -51,7 +51,6 @@ import ws_load_client as client  # noqa: E402
 from tests.live import REDIS_URL, free_port, postgres_database, server_env  # noqa: E402
 
 PYTHON = sys.executable
-DAPHNE = str(Path(sys.executable).with_name("daphne"))
 PY_SPY = str(Path(sys.executable).with_name("py-spy"))
 SCENARIO = "gatt"
 SEATS_PER_GAME = 8
@@ -292,7 +291,8 @@ class Run:
 
     def daphne(self, app: str, env: dict[str, str], name: str) -> tuple[Proc, int]:
         port = free_port()
-        argv = [DAPHNE, "-b", "127.0.0.1", "-p", str(port), app]
+        # Every system runs under the same server command as the project.
+        argv = [sys.executable, "-m", "config.serve", "-b", "127.0.0.1", "-p", str(port), app]
         return self.start(argv, env, name, port), port
 
     # ----------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ REPLAY_LIMIT = 500
 #: At most this many frames per window from one connection.
 RATE_LIMIT_FRAMES = 20
 RATE_LIMIT_SECONDS = 2.0
+RATE_LIMIT_MESSAGE = "Too many frames; slow down."
 #: Close codes.
 CLOSE_NO_SUCH_GAME = 4404
 
@@ -120,15 +121,23 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.binding is None:
             return
-        if self._over_rate():
-            await self._send(protocol.error(None, "rate_limited", "Too many frames; slow down."))
-            return
+        # Parsed before the rate check so that a refused command is answered by its id.
+        over_rate = self._over_rate()
         try:
             frame = protocol.parse_client_frame(
                 text_data if text_data is not None else bytes_data or b""
             )
         except protocol.FrameError as refusal:
-            await self._send(protocol.error(refusal.command_id, refusal.code, refusal.message))
+            code, message = (
+                ("rate_limited", RATE_LIMIT_MESSAGE)
+                if over_rate
+                else (refusal.code, refusal.message)
+            )
+            await self._send(protocol.error(refusal.command_id, code, message))
+            return
+        if over_rate:
+            command_id = frame.id if isinstance(frame, protocol.CommandFrame) else None
+            await self._send(protocol.error(command_id, "rate_limited", RATE_LIMIT_MESSAGE))
             return
         if isinstance(frame, protocol.Hello):
             await self._hello(frame.last_seq)
@@ -164,7 +173,9 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         assert binding is not None
         if frame.name not in protocol.ALL_COMMANDS:
             await self._send(
-                protocol.error(frame.id, "unknown_command", f"Unknown command {frame.name!r}.")
+                protocol.error(
+                    frame.id, "unknown_command", f"Unknown command {repr(frame.name)[:60]}."
+                )
             )
             return
         allowed = (

@@ -30,8 +30,17 @@ MAX_FRAME_BYTES = 16_384
 #: Command ids are chosen by the client: short printable text.
 MAX_COMMAND_ID = 64
 
+#: Free text; the engine refuses it when empty or over its own, lower limit (text_too_long).
+Text = Annotated[str, Field(max_length=4000)]
 Number = StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
-Values = Annotated[list[Number], Field(min_length=1, max_length=6)]
+#: Larger than any grid value a scenario may hold (``MAX_MAGNITUDE``) and small enough for a
+#: float: values are read as floats, and a longer integer would overflow.
+MAX_VALUE = 10**15
+Value = (
+    Annotated[StrictInt, Field(ge=-MAX_VALUE, le=MAX_VALUE)]
+    | Annotated[StrictFloat, Field(allow_inf_nan=False, ge=-MAX_VALUE, le=MAX_VALUE)]
+)
+Values = Annotated[list[Value], Field(min_length=1, max_length=6)]
 
 
 class FrameError(Exception):
@@ -108,15 +117,15 @@ class ProposalArgs(_Args):
 
 class ChatArgs(_Args):
     channel: Annotated[str, Field(max_length=60)]
-    text: Annotated[str, Field(max_length=4000)]
+    text: Text
 
 
 class StatementArgs(_Args):
-    text: Annotated[str, Field(max_length=4000)]
+    text: Text
 
 
 class AnnounceArgs(_Args):
-    text: Annotated[str, Field(max_length=4000)]
+    text: Text
 
 
 class StrawPollArgs(_Args):
@@ -195,17 +204,18 @@ def parse_client_frame(text: str | bytes) -> Hello | CommandFrame | Ping:
     Raises ``FrameError``: ``frame_too_large``, ``bad_frame`` (not JSON, not an object, or a
     field of the wrong shape) or ``unknown_frame`` (an unknown ``type``).
     """
-    if len(text) > MAX_FRAME_BYTES:
+    size = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    if size > MAX_FRAME_BYTES:
         raise FrameError("frame_too_large", f"Frames are at most {MAX_FRAME_BYTES} bytes.")
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise FrameError("bad_frame", "A frame must be a JSON object.") from None
     if not isinstance(data, dict):
         raise FrameError("bad_frame", "A frame must be a JSON object.")
     kind = data.get("type")
     if kind not in CLIENT_FRAME_TYPES:
-        raise FrameError("unknown_frame", f"Unknown frame type {kind!r}.")
+        raise FrameError("unknown_frame", f"Unknown frame type {repr(kind)[:60]}.")
     try:
         return _client_frame.validate_python(data)
     except ValidationError as error:
@@ -224,7 +234,7 @@ def command_for(frame: CommandFrame, actor: str) -> c.Command:
     """
     schema = PLAYER_COMMANDS.get(frame.name) or INSTRUCTOR_COMMANDS.get(frame.name)
     if schema is None:
-        raise FrameError("unknown_command", f"Unknown command {frame.name!r}.", frame.id)
+        raise FrameError("unknown_command", f"Unknown command {repr(frame.name)[:60]}.", frame.id)
     try:
         args = schema.model_validate(frame.args)
     except ValidationError as error:

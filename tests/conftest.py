@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,3 +26,23 @@ def builtin_scenario_files() -> list[Path]:
     )
     assert files, f"no built-in scenario files in {SCENARIO_DIR}"
     return files
+
+
+@pytest.fixture
+async def fresh_server(settings: Any) -> AsyncIterator[None]:
+    """A clean server process for a test: no cached states, timers, bots or channel layers, and
+    bots that move at once. Work the runtime started (timers firing, presence checks) is finished
+    before the test's database is flushed, so it cannot hold a table when the flush comes."""
+    from channels.layers import channel_layers
+
+    from negotiation import services
+    from negotiation.runtime import runtime
+
+    settings.RATIFY_BOT_DELAY = 0
+    channel_layers.backends.clear()
+    services.state_cache.clear()
+    runtime.reset()
+    yield
+    await runtime.settle()
+    runtime.reset()
+    services.state_cache.clear()

@@ -28,7 +28,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-DAPHNE = str(Path(sys.executable).with_name("daphne"))
+#: The project's server command (Daphne with a close code for oversize frames).
+SERVE = [sys.executable, "-m", "config.serve"]
 POSTGRES_ADMIN_URL = os.environ.get(
     "RATIFY_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
 )
@@ -138,7 +139,7 @@ def start_server(
     log = log_dir / f"{name}-{port}.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            [*SERVE, "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
             cwd=ROOT,
             env=dict(env),
             stdout=out,
@@ -209,3 +210,30 @@ def create_game(env: Mapping[str, str], scenario: str, *, bots: str = "") -> dic
         args += ["--bots", bots]
     report: dict[str, Any] = json.loads(manage(env, *args))
     return report
+
+
+@contextlib.contextmanager
+def two_servers_on_redis(
+    tmp_path: Path, **extra_env: str
+) -> Iterator[tuple[dict[str, str], Server, Server]]:
+    """Two server processes sharing a fresh PostgreSQL database and Redis (their own channel
+    prefix), migrated and loaded; both stopped on the way out."""
+    require("127.0.0.1", 6379, "Redis")
+    with postgres_database() as url:
+        env = server_env(
+            DATABASE_URL=url,
+            REDIS_URL=REDIS_URL,
+            RATIFY_CHANNEL_PREFIX=f"ratify-test-{uuid.uuid4().hex[:8]}",
+            **extra_env,
+        )
+        manage(env, "migrate", "--noinput")
+        manage(env, "load_scenarios")
+        first = start_server(env, tmp_path, "first")
+        try:
+            second = start_server(env, tmp_path, "second")
+            try:
+                yield env, first, second
+            finally:
+                second.stop()
+        finally:
+            first.stop()

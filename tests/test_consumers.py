@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.management import call_command
@@ -25,22 +24,14 @@ from negotiation.models import Game, GameCommand, GameEvent, Scenario
 from negotiation.runtime import runtime
 from negotiation.selectors import HOST_SESSION_KEY
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(60),
+    pytest.mark.usefixtures("fresh_server"),
+]
 
 ORIGIN = (b"origin", b"http://testserver")
 WAIT = float(__import__("os").environ.get("TEST_WAIT", "3.0"))
-
-
-@pytest.fixture(autouse=True)
-def fresh_server(settings: Any) -> Iterator[None]:
-    """A clean process for every test: no cached states, timers, bots or channel layers."""
-    settings.RATIFY_BOT_DELAY = 0
-    channel_layers.backends.clear()
-    services.state_cache.clear()
-    runtime.reset()
-    yield
-    runtime.reset()
-    services.state_cache.clear()
 
 
 @dataclass

@@ -42,6 +42,8 @@ from negotiation.engine.state import (
 )
 
 MAX_TEXT = 2000
+#: An instructor's announcement may be longer than a chat line.
+MAX_ANNOUNCEMENT = 4000
 MAX_PLAYER_ID = 200
 MAX_DISPLAY_NAME = 40
 MAX_EXTENSION = 86_400
@@ -439,14 +441,17 @@ def _flag(value: object, name: str) -> bool:
     return value
 
 
-def _text(value: object) -> str:
+def _text(value: object, limit: int = MAX_TEXT) -> str:
     if not isinstance(value, str):
         _refuse("bad_command", "The text must be a string.")
-    text = value.strip()
+    # A lone surrogate is not text (it becomes U+FFFD, and a pair its character), and NUL carries
+    # no meaning; neither can be stored by every database.
+    text = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    text = text.replace("\x00", "").strip()
     if not text:
         _refuse("empty_text", "Write something first.")
-    if len(text) > MAX_TEXT:
-        _refuse("text_too_long", f"Messages are at most {MAX_TEXT} characters.")
+    if len(text) > limit:
+        _refuse("text_too_long", f"Messages are at most {limit} characters.")
     return text
 
 
@@ -938,7 +943,7 @@ def _extend(state: GameState, cmd: c.ExtendDeadline, now: float, chain: _Chain) 
 
 def _announce(state: GameState, cmd: c.Announce, now: float, chain: _Chain) -> None:
     _instructor(cmd)
-    chain.emit(e.AnnouncementMade(text=_text(cmd.text)))
+    chain.emit(e.AnnouncementMade(text=_text(cmd.text, MAX_ANNOUNCEMENT)))
 
 
 def _end(state: GameState, cmd: c.EndGame, now: float, chain: _Chain) -> None:

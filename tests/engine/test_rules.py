@@ -515,7 +515,7 @@ def test_only_the_instructor_announces_and_never_an_empty_or_overlong_text() -> 
         game.run(c.Announce(INSTRUCTOR, "   "))
     assert refused.value.code == "empty_text"
     with pytest.raises(RuleViolation) as refused:
-        game.run(c.Announce(INSTRUCTOR, "x" * (rules.MAX_TEXT + 1)))
+        game.run(c.Announce(INSTRUCTOR, "x" * (rules.MAX_ANNOUNCEMENT + 1)))
     assert refused.value.code == "text_too_long"
 
 
