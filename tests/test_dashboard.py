@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -21,22 +19,19 @@ from negotiation import class_sessions, dashboard, services
 from negotiation.models import ClassSession, Game, GameEvent, Scenario, Seat, SessionMember
 from negotiation.runtime import runtime
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(90),
+    pytest.mark.usefixtures("fresh_server"),
+]
 
 ORIGIN = (b"origin", b"http://testserver")
 User = get_user_model()
 
 
 @pytest.fixture(autouse=True)
-def fresh_server(settings: Any) -> Iterator[None]:
-    settings.RATIFY_BOT_DELAY = 0
-    channel_layers.backends.clear()
-    services.state_cache.clear()
-    runtime.reset()
+def scenarios(fresh_server: None) -> None:
     call_command("load_scenarios", verbosity=0)
-    yield
-    runtime.reset()
-    services.state_cache.clear()
 
 
 def _cookie(user: Any) -> str:

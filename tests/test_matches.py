@@ -5,12 +5,10 @@ and who may do what."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import channel_layers
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
@@ -25,16 +23,7 @@ from tests.test_consumers import communicator
 
 GATT_SEATS = ("A-chief", "A1", "A2", "A3", "B-chief", "B1", "B2", "B3")
 
-
-@pytest.fixture(autouse=True)
-def fresh_server(settings: Any) -> Iterator[None]:
-    settings.RATIFY_BOT_DELAY = 0
-    channel_layers.backends.clear()
-    services.state_cache.clear()
-    runtime.reset()
-    yield
-    runtime.reset()
-    services.state_cache.clear()
+pytestmark = pytest.mark.usefixtures("fresh_server")
 
 
 def scenario(slug: str = "gatt") -> Scenario:

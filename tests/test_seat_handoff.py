@@ -8,14 +8,12 @@ import asyncio
 import datetime
 import json
 import random
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import channel_layers
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
@@ -31,14 +29,10 @@ from negotiation.engine import events as e
 from negotiation.models import ClassSession, Game, GameEvent, Scenario, Seat, SessionMember
 from negotiation.runtime import bot_pause, runtime
 from tests.live import (
-    REDIS_URL,
     Browser,
     Server,
     manage,
-    postgres_database,
-    require,
-    server_env,
-    start_server,
+    two_servers_on_redis,
 )
 from tests.test_consumers import Client, communicator
 from tests.test_two_servers import Player as LivePlayer
@@ -46,16 +40,7 @@ from tests.test_two_servers import stored_log
 
 GATT_SEATS = ("A-chief", "A1", "A2", "A3", "B-chief", "B1", "B2", "B3")
 
-
-@pytest.fixture(autouse=True)
-def fresh_server(settings: Any) -> Iterator[None]:
-    settings.RATIFY_BOT_DELAY = 0
-    channel_layers.backends.clear()
-    services.state_cache.clear()
-    runtime.reset()
-    yield
-    runtime.reset()
-    services.state_cache.clear()
+pytestmark = pytest.mark.usefixtures("fresh_server")
 
 
 def gatt() -> Scenario:
@@ -555,25 +540,8 @@ def test_a_bots_pause_varies() -> None:
 
 @pytest.fixture
 def two_servers_with_grace(tmp_path: Any) -> Iterator[tuple[dict[str, str], Server, Server]]:
-    require("127.0.0.1", 6379, "Redis")
-    with postgres_database() as url:
-        env = server_env(
-            DATABASE_URL=url,
-            REDIS_URL=REDIS_URL,
-            RATIFY_CHANNEL_PREFIX=f"ratify-test-{uuid.uuid4().hex[:8]}",
-            RATIFY_GRACE_SECONDS="1",
-        )
-        manage(env, "migrate", "--noinput")
-        manage(env, "load_scenarios")
-        first = start_server(env, tmp_path, "first")
-        try:
-            second = start_server(env, tmp_path, "second")
-            try:
-                yield env, first, second
-            finally:
-                second.stop()
-        finally:
-            first.stop()
+    with two_servers_on_redis(tmp_path, RATIFY_GRACE_SECONDS="1") as servers:
+        yield servers
 
 
 CREATE_MATCH = (

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,11 @@ from negotiation.engine.rules import initial_state
 from negotiation.engine.utility import votes_yes
 from negotiation.engine.visibility import visible
 from tests.live import (
-    REDIS_URL,
     Browser,
     Server,
     create_game,
     manage,
-    postgres_database,
-    require,
-    server_env,
-    start_server,
+    two_servers_on_redis,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -106,24 +101,8 @@ class Player:
 
 @pytest.fixture
 def two_servers(tmp_path: Path) -> Iterator[tuple[dict[str, str], Server, Server]]:
-    require("127.0.0.1", 6379, "Redis")
-    with postgres_database() as url:
-        env = server_env(
-            DATABASE_URL=url,
-            REDIS_URL=REDIS_URL,
-            RATIFY_CHANNEL_PREFIX=f"ratify-test-{uuid.uuid4().hex[:8]}",
-        )
-        manage(env, "migrate", "--noinput")
-        manage(env, "load_scenarios")
-        first = start_server(env, tmp_path, "first")
-        try:
-            second = start_server(env, tmp_path, "second")
-            try:
-                yield env, first, second
-            finally:
-                second.stop()
-        finally:
-            first.stop()
+    with two_servers_on_redis(tmp_path) as servers:
+        yield servers
 
 
 def stored_log(url: str, code: str) -> list[e.Event]:

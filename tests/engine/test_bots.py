@@ -213,8 +213,9 @@ def test_chief_bot_plays_tit_for_tat_in_the_compliance_stage() -> None:
     assert choices == [True, False, True]
 
 
-def test_without_a_playable_zone_a_chief_bot_buys_votes_within_its_budget() -> None:
-    data: dict[str, Any] = {
+def budget_scenario_data() -> dict[str, Any]:
+    """Two countries with no playable zone: A's chief can buy the missing votes at home."""
+    return {
         "schema": 1,
         "slug": "budget",
         "title": "Budget",
@@ -240,6 +241,10 @@ def test_without_a_playable_zone_a_chief_bot_buys_votes_within_its_budget() -> N
             },
         ],
     }
+
+
+def test_without_a_playable_zone_a_chief_bot_buys_votes_within_its_budget() -> None:
+    data = budget_scenario_data()
     scenario = parse_scenario(data)
     analysis = Analysis(scenario)
     assert not analysis.playable_zone.any()

@@ -46,7 +46,7 @@ from negotiation.engine.tournament import (
 )
 from negotiation.engine.utility import utility
 from negotiation.engine.winset import Analysis
-from tests.engine.test_bots import BUILTINS, NOW, seated_game
+from tests.engine.test_bots import BUILTINS, NOW, budget_scenario_data, seated_game
 from tests.engine.test_winset import issue_values, small_scenarios
 
 STRATEGIES = tuple(CHIEF_STRATEGIES)
@@ -599,32 +599,7 @@ def test_a_prober_does_not_accept_when_its_poll_says_no() -> None:
 
 
 def test_a_prober_promises_side_payments_before_it_polls() -> None:
-    data: dict[str, Any] = {
-        "schema": 1,
-        "slug": "budget",
-        "title": "Budget",
-        "utility": "cityblock",
-        "issues": [{"key": "x", "min": 0, "max": 10}],
-        "countries": [
-            {
-                "key": "A",
-                "side_payment_budget": 10,
-                "chief": {"key": "A-chief", "ideal": {"x": 10}, "reservation": 0},
-                "constituents": [
-                    {"key": "A1", "name": "A1", "ideal": {"x": 0}, "reservation": 60},
-                    {"key": "A2", "name": "A2", "ideal": {"x": 0}, "reservation": 60},
-                    {"key": "A3", "name": "A3", "ideal": {"x": 10}, "reservation": 0},
-                ],
-            },
-            {
-                "key": "B",
-                "chief": {"key": "B-chief", "ideal": {"x": 10}, "reservation": 0},
-                "constituents": [
-                    {"key": "B1", "name": "B1", "ideal": {"x": 10}, "reservation": 75}
-                ],
-            },
-        ],
-    }
+    data = budget_scenario_data()
     scenario = parse(data)
     brain = BotBrain(Analysis(scenario))
     assert not brain.playable
