@@ -266,7 +266,9 @@ class Run:
             # As in production: no query log, no debug pages.
             DJANGO_DEBUG="false",
             DJANGO_SECRET_KEY="bench-" + uuid.uuid4().hex,
+            # Plain HTTP on loopback: no redirect to HTTPS, cookies sent without TLS.
             DJANGO_SECURE_SSL_REDIRECT="false",
+            DJANGO_SECURE_COOKIES="false",
             DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         )
         if self.options.layer == "redis":

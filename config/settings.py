@@ -4,7 +4,15 @@
 - ``DJANGO_SECRET_KEY``: required when DEBUG is off; a fixed development key is used otherwise.
 - ``DJANGO_ALLOWED_HOSTS``: comma-separated (default: 127.0.0.1,localhost,testserver,[::1]).
 - ``DJANGO_CSRF_TRUSTED_ORIGINS``: comma-separated origins, e.g. https://ratify.example.org.
+- HTTPS, each defaulting to on when DEBUG is off and to off when it is on (README, Deployment):
+  ``DJANGO_SECURE_SSL_REDIRECT`` (redirect plain HTTP to HTTPS), ``DJANGO_SECURE_COOKIES``
+  (session and CSRF cookies only over HTTPS), ``DJANGO_SECURE_PROXY_SSL_HEADER`` (trust the
+  proxy's ``X-Forwarded-Proto: https``), ``DJANGO_SECURE_HSTS_SECONDS`` (HSTS max-age: one year
+  when DEBUG is off, 0 otherwise), ``DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS``; and
+  ``DJANGO_SECURE_HSTS_PRELOAD`` (default off: it asks browsers to hard-code HTTPS for the
+  domain, a commitment for the domain's owner to make).
 - ``DATABASE_URL``: any URL dj-database-url understands (default: SQLite in the project root).
+- ``DJANGO_CONN_MAX_AGE``: seconds a database connection is kept for reuse (default 600).
 - ``REDIS_URL``: when set, Channels uses the Redis pub/sub layer; otherwise an in-memory layer.
 - ``RATIFY_CHANNEL_PREFIX``: prefix of the Redis channel names (default "ratify").
 - ``DJANGO_EMAIL_BACKEND``, ``DJANGO_EMAIL_HOST``, ``DJANGO_EMAIL_PORT``,
@@ -13,6 +21,7 @@
 - ``RATIFY_BOT_DELAY``: seconds a bot waits before each move (default 1.0; 0 in tests).
 - ``RATIFY_GRACE_SECONDS``: seconds a remote match keeps a dropped player's seat before a bot
   takes over (default 60).
+- ``DJANGO_LOG_LEVEL``: level of the root logger (default INFO).
 """
 
 from __future__ import annotations
@@ -78,6 +87,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -105,12 +115,27 @@ TEMPLATES: list[dict[str, Any]] = [
 
 ASGI_APPLICATION = "config.asgi.application"
 
-DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        # Keep each worker thread's connection: opening one per command (Django's default
+        # for requests) costs more than the command, and with SQLite's write-ahead log the
+        # last connection to close also checkpoints the log to disk.
+        conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", "600")),
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several server processes may share the file: take the write lock when a transaction
     # begins (SQLite has no row locks) and wait for it rather than fail.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            # Write-ahead log: readers never wait for the writer, and a commit is an append
+            # without fsync (synchronous=NORMAL). A committed command survives the server
+            # process being killed; only a power cut may lose the last commits.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -128,7 +153,8 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Channels' in-memory layer with a cost per message that does not grow with the sockets.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "negotiation.layers.ProcessChannelLayer"}}
 
 #: Seconds a bot waits before each of its moves, so people can follow what it does.
 RATIFY_BOT_DELAY = float(os.environ.get("RATIFY_BOT_DELAY", "1.0"))
@@ -171,17 +197,44 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-if not DEBUG:
-    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "3600"))
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    SECURE_REFERRER_POLICY = "same-origin"
-    X_FRAME_OPTIONS = "DENY"
+# HTTPS. Production defaults when DEBUG is off, development defaults (plain HTTP on loopback)
+# when it is on; each can be set on its own, e.g. off for a production-like server on plain HTTP
+# on loopback (the load benchmark).
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+# Behind a TLS-terminating proxy, which must set X-Forwarded-Proto itself (never pass on a
+# client's): without it every request would look like plain HTTP and be redirected forever.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https")
+    if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", not DEBUG)
+    else None
+)
+SECURE_HSTS_SECONDS = int(
+    os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000")
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+#: The Content-Security-Policy of every response (``config.csp``): scripts only from the site's
+#: own files, never inline. Style attributes (not style elements) are allowed: the briefing's
+#: heat map and the replay's timeline marks place and shade elements with them, per value.
+RATIFY_CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "style-src-attr": ["'unsafe-inline'"],
+    "img-src": ["'self'", "data:", "blob:"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 
 LOGGING: dict[str, Any] = {
     "version": 1,

@@ -19,12 +19,13 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from negotiation import protocol, selectors, services
+from negotiation import frames, protocol, selectors, services
 from negotiation.engine import events as e
 from negotiation.engine.commands import INSTRUCTOR
 from negotiation.engine.scenario import GameDefaults, Scenario
-from negotiation.engine.visibility import SPECTATOR, view, visible
+from negotiation.engine.visibility import SPECTATOR, view, visible_shared
 from negotiation.runtime import runtime
+from negotiation.writer import writer
 
 logger = logging.getLogger(__name__)
 
@@ -190,18 +191,23 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         except protocol.FrameError as refusal:
             await self._send(protocol.error(frame.id, refusal.code, refusal.message))
             return
-        outcome = await database_sync_to_async(services.submit)(
-            game_id=binding.game_id,
-            command=command,
-            issuer=binding.issuer,
-            client_id=frame.id,
-            holder=binding.player,
+        outcome = await writer().submit(
+            services.Request(
+                binding.game_id,
+                command,
+                issuer=binding.issuer,
+                client_id=frame.id,
+                holder=binding.player,
+            )
         )
         if not outcome.accepted:
             await self._send(protocol.error(frame.id, outcome.code, outcome.message))
             return
         if outcome.events:
+            # The sender first, then the group, from this loop: no hop back through the
+            # database thread to publish.
             await self._deliver([(s.seq, s.event) for s in outcome.events])
+            await services.publish_async(binding.game_id, outcome.events)
             runtime.after_write(binding.game_id, outcome.state)
         elif self.last_sent is not None and outcome.last_seq > self.last_sent:
             await self._catch_up(outcome.last_seq)
@@ -214,9 +220,13 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         assert self.binding is not None
         batch = [(int(seq), payload) for seq, payload in message["events"]]
         runtime.observe(self.binding.game_id, {payload["type"] for _, payload in batch})
+        events = [(seq, frames.decoded(payload)) for seq, payload in batch]
+        # Every connection of the game here gets the batch; one keeps it for the others'
+        # gaps and for the writer's next command of this game.
+        frames.remember(self.binding.game_id, events)
         if self.last_sent is None:
             return
-        await self._deliver([(seq, e.event_from_dict(payload)) for seq, payload in batch])
+        await self._deliver(events)
 
     async def _deliver(self, batch: list[tuple[int, e.Event]]) -> None:
         """Send a batch of consecutive events, after fetching any seq missing before it."""
@@ -233,18 +243,20 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         assert self.binding is not None and self.last_sent is not None
         if upto <= self.last_sent:
             return
-        missed = await database_sync_to_async(services.events_between)(
-            self.binding.game_id, self.last_sent, upto
-        )
+        missed = frames.recent_between(self.binding.game_id, self.last_sent, upto)
+        if missed is None:
+            missed = await database_sync_to_async(services.events_between)(
+                self.binding.game_id, self.last_sent, upto
+            )
         for seq, event in missed:
             if seq == self.last_sent + 1:
                 await self._send_event(seq, event)
 
     async def _send_event(self, seq: int, event: e.Event) -> None:
         assert self.binding is not None and self.scenario is not None
-        shown = visible(self.scenario, event, self.binding.viewer, settings=self.settings)
-        await self._send(protocol.event(seq, e.event_to_dict(shown) if shown else None))
+        shown = visible_shared(self.scenario, event, self.binding.viewer, settings=self.settings)
         self.last_sent = seq
+        await self.send(text_data=frames.event_text(seq, shown))
         if self._loses_its_seat(seq, event):
             await self._become_spectator()
 
@@ -288,7 +300,19 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         if message["channel"] == self.channel_name:
             return
         self.peers[message["channel"]] = message["viewer"]
-        await self._announce("presence.here")
+        # Only the newcomer needs to hear who is here: one message each, not one to everyone.
+        assert self.binding is not None
+        try:
+            await self.channel_layer.send(
+                message["channel"],
+                {
+                    "type": "presence.here",
+                    "channel": self.channel_name,
+                    "viewer": self.binding.viewer,
+                },
+            )
+        except Exception:
+            logger.warning("could not tell a newcomer who is here", exc_info=True)
         await self._send_presence()
 
     async def presence_here(self, message: dict[str, Any]) -> None:

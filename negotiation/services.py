@@ -27,11 +27,12 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, When
 from django.utils import timezone
 
 from accounts.models import Player
+from negotiation import frames
 from negotiation.engine import bots
 from negotiation.engine import commands as c
 from negotiation.engine import events as e
@@ -50,6 +51,9 @@ CODE_LENGTH = 6
 #: attempts it waits a random moment, longer each time, so racing writers spread out.
 MAX_WRITE_ATTEMPTS = 25
 RETRY_PAUSE_SECONDS = 0.002
+#: Refusals that time lifts: not recorded under the command id, so the same id (a deadline
+#: timer that fired early by this process's clock) may be tried again and applied.
+PASSING_REFUSALS = frozenset({"deadline_not_reached"})
 #: Folded states kept in memory per process.
 STATE_CACHE_SIZE = 256
 
@@ -121,10 +125,12 @@ class _StateCache:
     def forget(self, game_id: int) -> None:
         with self._lock:
             self._states.pop(game_id, None)
+        frames.forget_recent(game_id)
 
     def clear(self) -> None:
         with self._lock:
             self._states.clear()
+        frames.forget_recent()
 
 
 state_cache = _StateCache(STATE_CACHE_SIZE)
@@ -195,6 +201,7 @@ def submit(
     client_id: str | None = None,
     now: float | None = None,
     holder: str | None = None,
+    publish_events: bool = True,
 ) -> Outcome:
     """Decide ``command`` against the game's current state and append what it causes.
 
@@ -202,44 +209,36 @@ def submit(
     id returns the recorded outcome and changes nothing. With a ``holder`` (a player id) the
     command is refused as ``seat_lost`` unless that player still holds the actor's seat: a
     connection opened for a seat the instructor has since given away acts for nobody.
+    With ``publish_events=False`` the caller publishes the outcome's events itself (the
+    websocket consumer does, from the event loop, with ``publish_async``).
+
+    The common path is three statements: the events, the ``Game`` projection and the command
+    record. The cached state is trusted until the database disagrees: a state another
+    process has overtaken makes the insert of the next seq fail (then the state is reloaded
+    and the command decided again), and a refusal is confirmed against the stored log before
+    it is given. A retried command id is found the same way, by the unique record it cannot
+    add a second time.
 
     Never raises for a refused command (the outcome says why); raises ``GameNotFoundError``
     for an unknown game.
     """
+    request = Request(game_id, command, issuer, client_id, holder)
     for attempt in range(MAX_WRITE_ATTEMPTS):
         if attempt:
             time.sleep(random.uniform(0, RETRY_PAUSE_SECONDS * attempt))
         try:
             with transaction.atomic():
-                # Writers of one game queue on its row. The unique (game, seq) remains the
-                # guarantee where a database has no row locks.
-                if not list(Game.objects.select_for_update().filter(pk=game_id).values_list("pk")):
-                    raise GameNotFoundError(game_id)
-                if client_id is not None:
-                    answered = _recorded(game_id, issuer, client_id)
-                    if answered is not None:
-                        return answered
-                state = load_state(game_id)
-                moment = time.time() if now is None else now
-                try:
-                    if holder is not None:
-                        _check_holder(state, command.actor, holder)
-                    events = decide(state, command, moment)
-                except RuleViolation as refusal:
-                    if client_id is not None:
-                        _record_command(game_id, issuer, client_id, command, state.seq, refusal)
-                    return Outcome(
-                        accepted=False,
-                        last_seq=state.seq,
-                        code=refusal.code,
-                        message=refusal.message,
-                    )
-                stored, after = _append(game_id, state, events, issuer, client_id, command)
+                latest = _lock_games([game_id])
+                outcome = _write(request, now, {}, latest, publish_events)
         except IntegrityError:
-            # Another writer took the next seq (or answered the same command id) first.
+            # The command id was answered before, or another writer took the next seq first.
+            if client_id is not None:
+                answered = _recorded(game_id, issuer, client_id)
+                if answered is not None:
+                    return answered
             state_cache.forget(game_id)
             continue
-        return Outcome(accepted=True, last_seq=after.seq, events=tuple(stored), state=after)
+        return outcome
     logger.warning("game %s: gave up on %s after %d races", game_id, command, MAX_WRITE_ATTEMPTS)
     return Outcome(
         accepted=False,
@@ -247,6 +246,165 @@ def submit(
         code="busy",
         message="The game is very busy right now; please try again.",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A command for ``submit_many``, with what ``submit`` takes besides it."""
+
+    game_id: int
+    command: c.Command
+    issuer: str
+    client_id: str | None = None
+    holder: str | None = None
+
+
+def submit_many(requests: Sequence[Request], now: float | None = None) -> list[Outcome | Exception]:
+    """``submit`` several commands, of one game or several, in one transaction: what a
+    server process's connections sent while the previous batch was being written (one hop
+    to the database thread and one commit for all of them). The events are not published:
+    the caller publishes each outcome's events.
+
+    The result holds, in order, each request's outcome, or the exception ``submit`` raised
+    for it (``GameNotFoundError``). When anything in the batch fails (a race for a seq, a
+    retried command id, an unknown game), the batch is rolled back and each request is
+    submitted on its own, so one request never changes another's answer.
+    """
+    if len(requests) > 1:
+        try:
+            with transaction.atomic():
+                latest = _lock_games(sorted({r.game_id for r in requests}))
+                working: dict[int, GameState] = {}
+                sink = _Rows()
+                results: list[Outcome | Exception] = [
+                    _write(r, now, working, latest, False, sink) for r in requests
+                ]
+                sink.flush()
+                return results
+        except (IntegrityError, GameNotFoundError):
+            # A state loaded after an earlier request of the batch wrote may have been
+            # cached: it holds events the rollback took back.
+            _forget_states(requests)
+        except BaseException:
+            _forget_states(requests)
+            raise
+    one_by_one: list[Outcome | Exception] = []
+    for request in requests:
+        try:
+            one_by_one.append(
+                submit(
+                    game_id=request.game_id,
+                    command=request.command,
+                    issuer=request.issuer,
+                    client_id=request.client_id,
+                    now=now,
+                    holder=request.holder,
+                    publish_events=False,
+                )
+            )
+        except GameNotFoundError as missing:
+            one_by_one.append(missing)
+    return one_by_one
+
+
+def _forget_states(requests: Iterable[Request]) -> None:
+    for game_id in {r.game_id for r in requests}:
+        state_cache.forget(game_id)
+
+
+def _lock_games(game_ids: Sequence[int]) -> dict[int, int] | None:
+    """Where the database has row locks, lock the games' rows (in id order, so that writers
+    of several games cannot deadlock) and return each one's last seq; None elsewhere (SQLite
+    serialises whole write transactions). Raises ``GameNotFoundError`` for a missing game."""
+    if not connection.features.has_select_for_update:
+        return None
+    rows = dict(
+        Game.objects.select_for_update()
+        .filter(pk__in=game_ids)
+        .order_by("pk")
+        .values_list("pk", "last_seq")
+    )
+    for game_id in game_ids:
+        if game_id not in rows:
+            raise GameNotFoundError(game_id)
+    return rows
+
+
+def _write(
+    request: Request,
+    now: float | None,
+    working: dict[int, GameState],
+    latest: dict[int, int] | None,
+    publish_events: bool,
+    sink: _Rows | None = None,
+) -> Outcome:
+    """Decide and append one request in the caller's transaction. ``working`` holds the
+    states this transaction has written (and gets this request's); ``latest`` the locked
+    rows' last seqs (see ``_lock_games``). Raises ``IntegrityError`` when another writer took
+    the next seq or the command id is recorded already, ``GameNotFoundError`` for a game
+    without a log."""
+    game_id, command = request.game_id, request.command
+    trusted = working.get(game_id)
+    cached = trusted if trusted is not None else state_cache.get(game_id)
+    if trusted is None and cached is not None and latest is not None:
+        # The row's seq tells whether the cached state is still the latest once the lock
+        # is ours; the events another process wrote since are often in this process
+        # already (published to its connections), which spares reading them again.
+        cached = _brought_up_to(game_id, cached, latest[game_id])
+    state = cached if cached is not None else _load_after_flush(game_id, sink)
+    moment = time.time() if now is None else now
+    try:
+        try:
+            events = _decide_for(state, command, moment, request.holder)
+        except RuleViolation:
+            if cached is None:
+                raise
+            # Refuse only what the stored log refuses.
+            state = _load_after_flush(game_id, sink)
+            events = _decide_for(state, command, moment, request.holder)
+    except RuleViolation as refusal:
+        if request.client_id is not None and refusal.code not in PASSING_REFUSALS:
+            _record_command(
+                game_id, request.issuer, request.client_id, command, state.seq, refusal, sink
+            )
+        return Outcome(
+            accepted=False, last_seq=state.seq, code=refusal.code, message=refusal.message
+        )
+    stored, after = _append(
+        game_id, state, events, request.issuer, request.client_id, command, publish_events, sink
+    )
+    working[game_id] = after
+    return Outcome(accepted=True, last_seq=after.seq, events=tuple(stored), state=after)
+
+
+def _brought_up_to(game_id: int, state: GameState, seq: int) -> GameState | None:
+    """``state`` folded forward to ``seq`` with the events this process holds in memory, or
+    None when it lacks some (or ``state`` is past ``seq``)."""
+    if state.seq == seq:
+        return state
+    missing = frames.recent_between(game_id, state.seq, seq) if state.seq < seq else None
+    if missing is None:
+        return None
+    for _, event in missing:
+        state = evolve(state, event)
+    return state
+
+
+def _load_after_flush(game_id: int, sink: _Rows | None) -> GameState:
+    """``load_state`` once the batch's rows so far are written (it reads the database)."""
+    if sink is not None:
+        sink.flush()
+    return load_state(game_id)
+
+
+def _decide_for(
+    state: GameState, command: c.Command, moment: float, holder: str | None
+) -> list[e.Event]:
+    """``decide``, refusing first a connection whose player lost the seat. Raises
+    ``RuleViolation``."""
+    if holder is not None:
+        _check_holder(state, command.actor, holder)
+    return list(decide(state, command, moment))
 
 
 def _recorded(game_id: int, issuer: str, client_id: str) -> Outcome | None:
@@ -279,9 +437,11 @@ def _record_command(
     command: c.Command,
     last_seq: int,
     refusal: RuleViolation | None = None,
+    sink: _Rows | None = None,
 ) -> None:
-    """Store what became of a command id: applied up to ``last_seq``, or ``refusal``."""
-    GameCommand.objects.create(
+    """Store what became of a command id: applied up to ``last_seq``, or ``refusal`` (now, or
+    with the rest of a batch's rows in ``sink``)."""
+    record = GameCommand(
         game_id=game_id,
         issuer=issuer,
         client_id=client_id,
@@ -291,6 +451,38 @@ def _record_command(
         code=refusal.code if refusal else "",
         message=refusal.message if refusal else "",
     )
+    if sink is not None:
+        sink.commands.append(record)
+    else:
+        record.save(force_insert=True)
+
+
+class _Rows:
+    """The rows a batch has decided and not yet written: written together by ``flush``, with
+    one ``Game`` projection per game. ``flush`` raises ``IntegrityError`` as the single
+    writes would."""
+
+    def __init__(self) -> None:
+        self.events: list[GameEvent] = []
+        self.commands: list[GameCommand] = []
+        self.games: dict[int, tuple[GameState, list[StoredEvent]]] = {}
+
+    def add(self, game_id: int, after: GameState, stored: list[StoredEvent]) -> None:
+        self.events.extend(
+            GameEvent(game_id=game_id, seq=s.seq, type=s.event.TYPE, payload=s.payload)
+            for s in stored
+        )
+        earlier = self.games.get(game_id)
+        self.games[game_id] = (after, [*(earlier[1] if earlier else []), *stored])
+
+    def flush(self) -> None:
+        if self.events:
+            GameEvent.objects.bulk_create(self.events)
+        if self.commands:
+            GameCommand.objects.bulk_create(self.commands)
+        for game_id, (after, stored) in self.games.items():
+            _project(game_id, after, stored)
+        self.events, self.commands, self.games = [], [], {}
 
 
 def _append(
@@ -300,26 +492,33 @@ def _append(
     issuer: str,
     client_id: str | None,
     command: c.Command | None,
+    publish_events: bool = True,
+    sink: _Rows | None = None,
 ) -> tuple[list[StoredEvent], GameState]:
-    """Append ``events`` after ``state`` (in the caller's transaction). Raises
-    ``IntegrityError`` when another writer got there first."""
+    """Append ``events`` after ``state`` (in the caller's transaction; with a ``sink``, when
+    the batch flushes it), published on commit unless ``publish_events`` is false. Raises
+    ``IntegrityError`` when another writer got there first or the command id is recorded
+    already."""
     stored: list[StoredEvent] = []
     after = state
     for event in events:
         after = evolve(after, event)
         stored.append(StoredEvent(after.seq, event, e.event_to_dict(event)))
-    GameEvent.objects.bulk_create(
-        [
-            GameEvent(game_id=game_id, seq=s.seq, type=s.event.TYPE, payload=s.payload)
-            for s in stored
-        ]
-    )
-    _project(game_id, after, stored)
+    if sink is not None:
+        sink.add(game_id, after, stored)
+    else:
+        GameEvent.objects.bulk_create(
+            [
+                GameEvent(game_id=game_id, seq=s.seq, type=s.event.TYPE, payload=s.payload)
+                for s in stored
+            ]
+        )
+        _project(game_id, after, stored)
     if client_id is not None and command is not None:
-        _record_command(game_id, issuer, client_id, command, after.seq)
+        _record_command(game_id, issuer, client_id, command, after.seq, sink=sink)
     # Cached and published only once the events are stored for good.
     transaction.on_commit(lambda: state_cache.put(game_id, after))
-    if stored:
+    if stored and publish_events:
         transaction.on_commit(lambda: publish(game_id, stored))
     return stored, after
 
@@ -382,15 +581,29 @@ def _player_id(value: str) -> str | None:
     return value if Player.objects.filter(pk=value).exists() else None
 
 
+def _events_message(stored: Sequence[StoredEvent]) -> dict[str, Any]:
+    return {"type": "game.events", "events": [[s.seq, s.payload] for s in stored]}
+
+
 def publish(game_id: int, stored: Sequence[StoredEvent]) -> None:
-    """Send new events to the game's group. A failure is logged, not raised: every client
-    finds a missed event by its seq and fetches it."""
+    """Send new events to the game's group (from synchronous code). A failure is logged, not
+    raised: every client finds a missed event by its seq and fetches it."""
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "game.events", "events": [[s.seq, s.payload] for s in stored]}
     try:
-        async_to_sync(layer.group_send)(group_name(game_id), message)
+        async_to_sync(layer.group_send)(group_name(game_id), _events_message(stored))
+    except Exception:
+        logger.exception("game %s: could not publish events %s..", game_id, stored[0].seq)
+
+
+async def publish_async(game_id: int, stored: Sequence[StoredEvent]) -> None:
+    """``publish`` from the event loop, without a hop through a worker thread."""
+    layer = get_channel_layer()
+    if layer is None or not stored:
+        return
+    try:
+        await layer.group_send(group_name(game_id), _events_message(stored))
     except Exception:
         logger.exception("game %s: could not publish events %s..", game_id, stored[0].seq)
 

@@ -120,6 +120,8 @@ def stale_writer(code: str) -> None:
         return stale if len(loads) == 1 else real_load(game_id)
 
     services.load_state = load_once_stale
+    # This process's cache knows "first"; a process that has not seen it loads a stale state.
+    services.state_cache.forget(game.pk)
     conflicts = 0
     original = services._append
 

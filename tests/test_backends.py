@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 from channels_redis.pubsub import RedisPubSubChannelLayer
@@ -27,7 +28,19 @@ def last_json(output: str) -> dict[str, object]:
 
 def test_the_default_is_sqlite_and_the_in_memory_layer() -> None:
     probe = last_json(manage(server_env(), "shell", "-c", SETTINGS_PROBE))
-    assert probe == {"engine": "django.db.backends.sqlite3", "layer": "InMemoryChannelLayer"}
+    assert probe == {"engine": "django.db.backends.sqlite3", "layer": "ProcessChannelLayer"}
+
+
+def test_sqlite_writes_ahead_without_an_fsync_per_commit(tmp_path: Path) -> None:
+    probe = (
+        "from django.db import connection; import json; c = connection.cursor(); "
+        "c.execute('PRAGMA journal_mode'); mode = c.fetchone()[0]; "
+        "c.execute('PRAGMA synchronous'); sync = c.fetchone()[0]; "
+        "print(json.dumps({'mode': mode, 'synchronous': sync}))"
+    )
+    env = server_env(DATABASE_URL=f"sqlite:///{tmp_path / 'wal.sqlite3'}")
+    # synchronous 1 is NORMAL: durable when the process dies, not through a power cut.
+    assert last_json(manage(env, "shell", "-c", probe)) == {"mode": "wal", "synchronous": 1}
 
 
 def test_database_url_and_redis_url_switch_to_postgresql_and_redis() -> None:

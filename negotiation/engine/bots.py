@@ -45,6 +45,8 @@ Common to every chief strategy:
   or such a re-tabling, so bots alone always fall silent or agree.
 - A text in its name that its country would not ratify or its chief likes less than no deal
   (tabled by a person who held the seat before the bot) is replaced by its opening.
+- When the playable zone has a point, every text it tables lies in it: a person's text
+  outside the zone is never re-tabled, nor held as a position to concede from.
 - With no playable zone it asks for its own best deal among those its country ratifies and
   accepts only what it can ratify at home, buying the missing votes with side payments when
   its budget allows (the prober polls before accepting here too).
@@ -337,9 +339,10 @@ class BotBrain:
         concedes: among the deals it likes less than ``previous`` but at least as much as its
         aspiration, the one with the highest product of surpluses; when the step is too small to
         reach another grid point, the smallest concession there is above its floor. With none
-        left it stays at ``previous`` when that is at or above its floor, else it asks for the
-        deal with the highest product of surpluses above its floor (with ``keep = 0``, the Nash
-        point itself).
+        left it stays at ``previous`` when that is at or above its floor and in the playable
+        zone, else it asks for the deal with the highest product of surpluses above its floor
+        (with ``keep = 0``, the Nash point itself). Every offer lies in the playable zone, even
+        when ``previous`` does not (a person who held the seat before the bot tabled it).
         Raises ``ValueError`` when the playable zone is empty.
         """
         own = self.surplus[country.key]
@@ -356,7 +359,7 @@ class BotBrain:
                 if not fallback.any():
                     if keep == 0.0:
                         return self.nash_point
-                    if previous_level >= floor - LEVEL_TOLERANCE:
+                    if previous_level >= floor - LEVEL_TOLERANCE and self.playable_at(previous):
                         return tuple(previous)
                     eligible = above_floor
                 else:
@@ -762,7 +765,9 @@ class _NashSeeker(_ChiefPolicy):
 class _Prober(_ChiefPolicy):
     def counter(self, talks: _Talks, newest: Proposal, offer: Point) -> list[c.Command]:
         """Tabling a text another chief has on the table would accept it: poll it first, and
-        stand on its own text instead when its poll said no."""
+        stand on its own text instead when its poll said no (silently, when that text lies
+        outside the playable zone: a person who held the seat before the bot tabled it, and a
+        bot tables no text outside the zone)."""
         on_table = any(
             p.values == offer and p.by != talks.chief.key for p in talks.state.proposals.values()
         )
@@ -770,7 +775,11 @@ class _Prober(_ChiefPolicy):
             poll = _latest_poll(talks, offer)
             if poll is None or not poll.closed or poll_verdict(talks.scenario, poll):
                 return self.accept(talks, offer, {})
-            if talks.own is None or talks.own.values == offer:
+            if (
+                talks.own is None
+                or talks.own.values == offer
+                or not talks.brain.playable_at(talks.own.values)
+            ):
                 return []
             offer = talks.own.values
         return super().counter(talks, newest, offer)

@@ -15,9 +15,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
 
 import yaml
+from yaml.composer import Composer, ComposerError
+from yaml.constructor import SafeConstructor
+from yaml.nodes import Node
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from negotiation.engine.utility import UtilityKind, utility
 
@@ -31,6 +38,12 @@ MAX_TEXT = 20_000
 #: Every number in a scenario lies within this magnitude, so it converts to a float exactly
 #: enough and no arithmetic on it overflows.
 MAX_MAGNITUDE = 10**12
+#: Limits of the text a scenario is read from, well above what the limits of the scenario
+#: itself allow (a scenario is at most six levels deep and, with every country at its
+#: largest, holds about 15,000 values), so that reading hostile text costs bounded time and
+#: memory before validation starts.
+MAX_NESTING = 32
+MAX_NODES = 20_000
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -1010,13 +1023,72 @@ def _finish_member(
 TOO_LONG_NUMBER = "contains a number too long to read (more than 4,300 digits)"
 
 
+class _BoundedComposer(Composer):
+    """PyYAML's composer, refusing what would make reading cost more than the text's size:
+    aliases (``*name``: a few lines of them, expanded by merge keys or by any walk of the
+    data, make an exponential "billion laughs"), nesting deeper than ``MAX_NESTING`` and more
+    than ``MAX_NODES`` values. Each refusal is a ``ComposerError`` with the place it was met."""
+
+    if TYPE_CHECKING:  # provided by the parser it is mixed with
+
+        def peek_event(self) -> yaml.Event: ...
+
+        def check_event(self, *choices: type[yaml.Event]) -> bool: ...
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        event = self.peek_event()
+        if self.check_event(yaml.AliasEvent):
+            _refuse_text(event, "aliases (*name) are not supported; write the value out in full")
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            _refuse_text(event, f"it holds more than {MAX_NODES:,} values")
+        if self._depth >= MAX_NESTING:
+            _refuse_text(event, f"it is nested more than {MAX_NESTING} levels deep")
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        return node
+
+
+def _refuse_text(event: yaml.Event, problem: str) -> NoReturn:
+    """Raises ``ComposerError`` for ``problem``, met at ``event``."""
+    # libyaml's marks are not PyYAML's Mark class, but have the same line and column.
+    mark: Any = event.start_mark
+    raise ComposerError(None, None, problem, mark)
+
+
+class _ScenarioLoader(Reader, Scanner, Parser, _BoundedComposer, SafeConstructor, Resolver):
+    """``yaml.SafeLoader`` with the limits of ``_BoundedComposer``."""
+
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        _BoundedComposer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+
+
 def load_scenario_text(text: str, *, source: str = "scenario") -> Scenario:
     """Parse JSON or YAML text (YAML is a superset of JSON) and validate it.
 
+    The text is read within limits (no aliases, at most ``MAX_NESTING`` levels and
+    ``MAX_NODES`` values), so hostile text costs time and memory in proportion to its size.
     Raises ``ScenarioError`` for unreadable text or an invalid scenario.
     """
     try:
-        data = yaml.safe_load(text)
+        loader = _ScenarioLoader(text)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -155,6 +155,21 @@ def visible(
     return None if shown is None else copy.deepcopy(shown)
 
 
+def visible_shared(
+    scenario: Scenario,
+    event: e.Event,
+    viewer: str,
+    *,
+    settings: GameDefaults | None = None,
+) -> e.Event | None:
+    """``visible`` without the copy: ``event`` itself when ``viewer`` sees it unchanged, so
+    that a server sending one event to many viewers encodes it once. The result must not be
+    mutated."""
+    if viewer == INSTRUCTOR:
+        return event
+    return _visible(scenario, event, viewer, regime=settings is not None and settings.regime)
+
+
 def _visible(scenario: Scenario, event: e.Event, viewer: str, *, regime: bool) -> e.Event | None:
     """``visible`` for a viewer other than the instructor; may return ``event`` itself."""
     seat = _seat(scenario, viewer)

@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    ConsoleMessage,
     Page,
     Playwright,
     expect,
@@ -125,10 +126,22 @@ def shots(request: pytest.FixtureRequest) -> Callable[[Page, str], Path]:
     return shoot
 
 
+def csp_violation(message: ConsoleMessage) -> str | None:
+    """The text of a console message by which Chromium reports a Content-Security-Policy
+    violation (a refused inline script, handler, style element, eval or connection), or None."""
+    if message.type == "error" and "Content Security Policy" in message.text:
+        return f"{message.page.url if message.page else '?'}: {message.text}"
+    return None
+
+
 @pytest.fixture
 def people(browser: Browser) -> Iterator[Callable[..., Page]]:
-    """Open a page in a browser context of its own (its own cookies: one person each)."""
+    """Open a page in a browser context of its own (its own cookies: one person each).
+
+    The test fails if any page of these contexts breaks the site's Content-Security-Policy:
+    the violation is also among the first page's ``errors``."""
     contexts: list[BrowserContext] = []
+    violations: list[str] = []
 
     def person(phone: bool = False, **options: Any) -> Page:
         context = browser.new_context(**(PHONE if phone else DESKTOP), **options)
@@ -137,9 +150,19 @@ def people(browser: Browser) -> Iterator[Callable[..., Page]]:
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
+
+        def on_console(message: ConsoleMessage) -> None:
+            violation = csp_violation(message)
+            if violation is not None:
+                violations.append(violation)
+                errors.append(violation)
+
+        context.on("console", on_console)
         page.errors = errors  # type: ignore[attr-defined]
         return page
 
     yield person
     for context in contexts:
         context.close()
+    if violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(violations))

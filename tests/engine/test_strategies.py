@@ -26,6 +26,7 @@ from negotiation.engine.bots import (
     ENDGAME_SHARE,
     HARD_BARGAINER,
     HARD_KEEP,
+    HARD_STEPS,
     NASH_SEEKER,
     PROBER,
     TIT_FOR_TAT,
@@ -253,21 +254,21 @@ def play_on(
     return state, log
 
 
-@GAME_SETTINGS
-@given(zone_scenarios(), st.sampled_from(STRATEGIES), st.data())
-def test_a_bot_takes_over_a_chiefs_seat_after_a_person_tabled_any_text(
-    data: dict[str, Any], strategy: str, draw: st.DataObject
+def check_a_takeover_after_a_person_tabled(
+    data: dict[str, Any], strategy: str, index: int, others_answer_first: bool
 ) -> None:
+    """A person in the first chief's seat tables the grid point ``index``, the other chiefs'
+    bots answer it once or not, and a bot playing ``strategy`` takes the seat over: it tables
+    only texts in the playable zone, accepts only what its country ratifies, and replaces at
+    once a text in its name that it would not accept."""
     scenario = parse(data)
     brain = BotBrain(Analysis(scenario))
     person = scenario.chiefs[0]
     state = seated_game(scenario, humans=frozenset({person.key}))
-    index = draw.draw(st.integers(0, scenario.grid_size - 1))
     text = tuple(float(v) for v in brain.analysis.points(np.array([index]))[0])
     state, _ = apply(state, c.Propose(person.key, text), NOW)
     others = [chief.key for chief in scenario.chiefs[1:]]
-    if draw.draw(st.booleans()):
-        # The others answer once before the person leaves.
+    if others_answer_first:
         for seat in others:
             for command in bot_commands(state, seat, brain):
                 state, _ = apply(state, command, NOW)
@@ -297,6 +298,94 @@ def test_a_bot_takes_over_a_chiefs_seat_after_a_person_tabled_any_text(
             (replacement,) = first
             assert isinstance(replacement, c.Propose)
             assert analysis.contains(analysis.playable_zone, replacement.values)
+
+
+@GAME_SETTINGS
+@given(zone_scenarios(), st.sampled_from(STRATEGIES), st.data())
+def test_a_bot_takes_over_a_chiefs_seat_after_a_person_tabled_any_text(
+    data: dict[str, Any], strategy: str, draw: st.DataObject
+) -> None:
+    scenario = parse(data)
+    index = draw.draw(st.integers(0, scenario.grid_size - 1))
+    check_a_takeover_after_a_person_tabled(data, strategy, index, draw.draw(st.booleans()))
+
+
+def _member_data(
+    key: str, ideal: tuple[float, float, float], salience: tuple[int, int, int], reservation: float
+) -> dict[str, Any]:
+    return {
+        "key": key,
+        "name": key,
+        "ideal": dict(zip(("i0", "i1", "i2"), ideal, strict=True)),
+        "salience": dict(zip(("i0", "i1", "i2"), salience, strict=True)),
+        "reservation": reservation,
+    }
+
+
+def _constituent_data(
+    key: str, ideal: tuple[float, float, float], salience: tuple[int, int, int], reservation: float
+) -> dict[str, Any]:
+    return {**_member_data(key, ideal, salience, reservation), "weight": 1, "veto": True}
+
+
+#: A scenario hypothesis found: the person's text (5, 0, 0) at grid index 80 lies outside the
+#: playable zone, its own country C0 ratifies it, and C0's surplus there equals the hard
+#: bargainer's floor exactly, with no zone point between the floor and that surplus.
+TAKEOVER_AT_THE_FLOOR = {
+    "schema": 1,
+    "slug": "random",
+    "title": "Random",
+    "utility": "cityblock",
+    "issues": [
+        {"key": "i0", "min": -3, "max": 5, "step": 2},
+        {"key": "i1", "min": 0, "max": 3, "step": 1},
+        {"key": "i2", "min": 0, "max": 4, "step": 1},
+    ],
+    "countries": [
+        {
+            "key": "C0",
+            "ratification": {"quota": "1/2", "strict": False},
+            "chief": _member_data("C0chief", (0.0, 0.0, 0.0), (0, 0, 1), 74.5),
+            "constituents": [
+                _constituent_data("C0M0", (3.5, 0.0, 0.0), (1, 0, 1), 83.875),
+                _constituent_data("C0M1", (0.0, 0.0, 0.0), (0, 0, 1), 74.5),
+            ],
+            "side_payment_budget": 0,
+        },
+        {
+            "key": "C1",
+            "ratification": {"quota": "1/2", "strict": False},
+            "chief": _member_data("C1chief", (0.0, 0.0, 0.0), (0, 0, 1), 74.5),
+            "constituents": [
+                _constituent_data("C1M0", (0.0, 0.0, 0.0), (0, 0, 1), 74.5),
+                _constituent_data("C1M1", (0.0, 0.0, 0.0), (0, 0, 1), 74.5),
+                _constituent_data("C1M2", (0.0, 0.0, 0.0), (1, 0, 0), 62.0),
+            ],
+            "side_payment_budget": 0,
+        },
+    ],
+}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_bot_taking_over_at_its_floor_tables_no_text_outside_the_zone(strategy: str) -> None:
+    scenario = parse(TAKEOVER_AT_THE_FLOOR)
+    brain = BotBrain(Analysis(scenario))
+    text = tuple(float(v) for v in brain.analysis.points(np.array([80]))[0])
+    home = scenario.country("C0")
+    assert text == (5.0, 0.0, 0.0)
+    assert not brain.playable_at(text) and ratifies(scenario, home, text, {})
+    assert brain.surplus_at(home, text) == pytest.approx(brain.floor("C0", HARD_KEEP))
+    check_a_takeover_after_a_person_tabled(TAKEOVER_AT_THE_FLOOR, strategy, 80, False)
+
+
+def test_a_hard_bargainers_offer_after_a_text_outside_the_zone_lies_in_the_zone() -> None:
+    scenario = parse(TAKEOVER_AT_THE_FLOOR)
+    brain = BotBrain(Analysis(scenario))
+    home = scenario.country("C0")
+    offer = brain.offer_for(home, (5.0, 0.0, 0.0), HARD_STEPS, HARD_KEEP)
+    assert brain.playable_at(offer)
+    assert brain.surplus_at(home, offer) >= brain.floor("C0", HARD_KEEP) - 1e-9
 
 
 # --------------------------------------------------------------------------------------------
@@ -596,6 +685,26 @@ def test_a_prober_does_not_accept_when_its_poll_says_no() -> None:
     # In GATT the only text Borduria's bot would table is (5, 5) itself: it stays silent.
     assert bot_commands(state, "B-chief", brain, PROBER) == []
     assert bot_commands(state, "B-chief", brain, DEFAULT_CHIEF_STRATEGY) == [c.Accept("B-chief", 1)]
+
+
+def test_a_prober_whose_poll_says_no_does_not_retable_a_persons_text_outside_the_zone() -> None:
+    scenario = load_builtin("gatt")
+    brain = _builtin_brain("gatt")
+    humans = frozenset({"A-chief", "B-chief", "B1", "B2", "B3"})
+    state = seated_game(scenario, humans=humans)
+    persons_text = (3.0, 3.0)
+    assert not brain.playable_at(persons_text)
+    assert ratifies(scenario, scenario.country("B"), persons_text, {})
+    state, _ = apply(state, c.Propose("B-chief", persons_text), NOW)
+    state, _ = apply(state, c.Propose("A-chief", (5.0, 5.0)), NOW)
+    state, _ = apply(state, c.TakeSeat(c.INSTRUCTOR, "B-chief", "bot", bot=True), NOW)
+    assert bot_commands(state, "B-chief", brain, PROBER) == [c.OpenStrawPoll("B-chief", (5.0, 5.0))]
+    state, _ = apply(state, c.OpenStrawPoll("B-chief", (5.0, 5.0)), NOW)
+    for member in ("B1", "B2", "B3"):
+        state, _ = apply(state, c.AnswerStrawPoll(member, 1, False), NOW)
+    # (5, 5), the only text in the zone it would table, is on the table and its poll said no;
+    # re-tabling the person's text would put a text outside the zone in its name.
+    assert bot_commands(state, "B-chief", brain, PROBER) == []
 
 
 def test_a_prober_promises_side_payments_before_it_polls() -> None:
