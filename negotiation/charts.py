@@ -1312,3 +1312,442 @@ CHARTS: dict[str, ChartFunction] = {
 def charts_for(scenario: Scenario) -> list[str]:
     """The chart names that apply to ``scenario`` (the issue grid needs exactly two issues)."""
     return [name for name in CHART_NAMES if name != "issue-grid" or len(scenario.issues) == 2]
+
+
+# --------------------------------------------------------------------------------------------
+# Charts across the games of a class session (the session's debrief, ``negotiation.debrief``).
+# They take numbers the debrief computed with ``engine.analytics``, not a log: nothing here
+# computes an analytic.
+
+
+@dataclass(frozen=True, slots=True)
+class SharePoint:
+    """One country in one game whose agreement entered into force: its win-set as a share of
+    the issue grid (``winset``, 0..1: ``winset_points`` of the grid's points) and its share of
+    the joint gains of the agreement (``share``, normally 0..1). ``style`` is the country's
+    index in the scenario, which picks its colour and marker."""
+
+    game: str
+    country: str
+    country_name: str
+    style: int
+    winset: float
+    winset_points: int
+    share: float
+
+
+SCATTER_WIDTH = 680
+SCATTER_LEFT = 72
+SCATTER_RIGHT = 24
+SCATTER_TOP = 44
+SCATTER_PLOT_HEIGHT = 300
+#: Points drawn at the same spot are spread sideways by this much (pixels) so each shows.
+SCATTER_DODGE = 9
+
+
+def _percent(value: float) -> str:
+    return f"{_number(value * 100)}%"
+
+
+def share_vs_winset_svg(
+    points: Sequence[SharePoint],
+    *,
+    reading: str,
+    equal_share: float | None = None,
+    trend: tuple[float, float] | None = None,
+) -> str:
+    """A scatter of each country's share of the joint gains (up) against the size of its
+    win-set (across), one point per country per game with an agreement in force: Schelling's
+    conjecture says the smaller win-set takes the larger share.
+
+    ``reading`` (a sentence the caller computed, e.g. the correlation and its n) goes into the
+    description; ``equal_share`` draws the equal split as a dashed line; ``trend`` (slope and
+    intercept of share against win-set share) draws a least-squares line across the points'
+    range. Points at the same spot are spread sideways by a few pixels; their exact values are
+    in ``data-winset`` and ``data-share``.
+    """
+    plot_width = SCATTER_WIDTH - SCATTER_LEFT - SCATTER_RIGHT
+    bottom = SCATTER_TOP + SCATTER_PLOT_HEIGHT
+    shares = [p.share for p in points]
+    y_low = min([0.0, *shares])
+    y_high = max([1.0, *shares])
+    # Across: from 0 (so sizes compare as proportions) to a tick past the largest win-set.
+    widest = max((p.winset for p in points), default=1.0)
+    x_step = 0.1 if widest <= 0.6 else 0.2
+    x_high = round(min(1.0, (math.floor(widest / x_step) + 1) * x_step), 10)
+
+    def x_of(value: float) -> float:
+        return SCATTER_LEFT + value / x_high * plot_width
+
+    def y_of(value: float) -> float:
+        return bottom - (value - y_low) / (y_high - y_low) * SCATTER_PLOT_HEIGHT
+
+    countries: dict[str, tuple[str, int, int]] = {}
+    for point in points:
+        countries.setdefault(point.country, (point.country_name, point.style, point.winset_points))
+    legend_entries = len(countries) + (1 if equal_share is not None else 0) + (1 if trend else 0)
+    legend_rows = math.ceil(legend_entries / 2)
+    # One more row for the note on points drawn side by side.
+    height = bottom + 56 + (legend_rows + 1) * LEGEND_ROW + 10
+    title = "Share of the joint gains against win-set size"
+    body: list[str] = [_label(SCATTER_LEFT, 24, title, size=15, **{"font-weight": "600"})]
+
+    axes: list[str] = []
+    for tick in _ticks(y_low, y_high):
+        y = y_of(tick)
+        axes.append(
+            _tag(
+                "line",
+                {"x1": SCATTER_LEFT, "x2": SCATTER_LEFT + plot_width, "y1": y, "y2": y}
+                | {"stroke": GRID_COLOUR, "stroke-width": 1},
+            )
+        )
+        axes.append(
+            _label(SCATTER_LEFT - 6, y + 4, _percent(tick), size=11, **{"text-anchor": "end"})
+        )
+    for tick in _ticks(0.0, x_high):
+        x = x_of(tick)
+        axes.append(
+            _tag(
+                "line",
+                {"x1": x, "x2": x, "y1": SCATTER_TOP, "y2": bottom}
+                | {"stroke": GRID_COLOUR, "stroke-width": 1},
+            )
+        )
+        axes.append(_label(x, bottom + 17, _percent(tick), size=11, **{"text-anchor": "middle"}))
+    axes.append(
+        _tag(
+            "path",
+            {
+                "d": f"M{_number(SCATTER_LEFT)} {_number(SCATTER_TOP)}V{_number(bottom)}H{_number(SCATTER_LEFT + plot_width)}",
+                "stroke": MUTED_COLOUR,
+                "fill": "none",
+            },
+        )
+    )
+    axes.append(
+        _label(
+            SCATTER_LEFT + plot_width / 2,
+            bottom + 36,
+            "Win-set size: share of the issue grid's deals the country would ratify",
+            **{"text-anchor": "middle"},
+        )
+    )
+    middle = SCATTER_TOP + SCATTER_PLOT_HEIGHT / 2
+    axes.append(
+        _label(
+            18,
+            middle,
+            "Share of the joint gains",
+            transform=f"rotate(-90 18 {_number(middle)})",
+            **{"text-anchor": "middle"},
+        )
+    )
+    body.append(_tag("g", {"class": "axes"}, *axes))
+
+    if equal_share is not None:
+        y = y_of(equal_share)
+        body.append(
+            _tag(
+                "g",
+                {"class": "equal-share"},
+                _tag(
+                    "line",
+                    {"x1": SCATTER_LEFT, "x2": SCATTER_LEFT + plot_width, "y1": y, "y2": y}
+                    | {"stroke": TEXT_COLOUR, "stroke-width": 1.2, "stroke-dasharray": "3 3"},
+                ),
+            )
+        )
+    if trend is not None and points:
+        slope, intercept = trend
+        low = min(p.winset for p in points)
+        high = max(p.winset for p in points)
+        body.append(
+            _tag(
+                "g",
+                {"class": "trend"},
+                _tag(
+                    "line",
+                    {
+                        "x1": x_of(low),
+                        "x2": x_of(high),
+                        "y1": y_of(intercept + slope * low),
+                        "y2": y_of(intercept + slope * high),
+                    }
+                    | {"stroke": MUTED_COLOUR, "stroke-width": 2, "stroke-dasharray": "8 4"},
+                ),
+            )
+        )
+
+    seen: dict[tuple[int, int], int] = {}
+    crowd: dict[tuple[int, int], int] = {}
+    for point in points:
+        spot = (round(x_of(point.winset)), round(y_of(point.share)))
+        crowd[spot] = crowd.get(spot, 0) + 1
+    marks: list[str] = []
+    for point in points:
+        x, y = x_of(point.winset), y_of(point.share)
+        spot = (round(x), round(y))
+        order = seen.get(spot, 0)
+        seen[spot] = order + 1
+        x += (order - (crowd[spot] - 1) / 2) * SCATTER_DODGE
+        colour, _, shape = _style(point.style)
+        marks.append(
+            _marker_shape(
+                shape,
+                x,
+                y,
+                11,
+                colour,
+                **{
+                    "class": "point",
+                    "data-game": point.game,
+                    "data-country": point.country,
+                    "data-winset": _number(point.winset * 100) + "%",
+                    "data-share": _number(point.share * 100) + "%",
+                },
+            )
+        )
+    body.append(_tag("g", {"class": "points"}, *marks))
+    dodged = any(count > 1 for count in crowd.values())
+    if not points:
+        body.append(
+            _label(
+                SCATTER_LEFT + plot_width / 2,
+                SCATTER_TOP + SCATTER_PLOT_HEIGHT / 3,
+                "No game has an agreement in force yet.",
+                size=13,
+                fill=MUTED_COLOUR,
+                **{"text-anchor": "middle", "class": "empty"},
+            )
+        )
+
+    legend: list[str] = []
+    legend_top = bottom + 58
+    entries: list[tuple[str, str]] = []
+    for name, style, size in countries.values():
+        colour, _, shape = _style(style)
+        entries.append((_marker_shape(shape, 14, 0, 11, colour), f"{name} (win-set: {size} deals)"))
+    if equal_share is not None:
+        entries.append(
+            (
+                _tag(
+                    "line",
+                    {"x1": 0, "x2": 28, "y1": 0, "y2": 0, "stroke": TEXT_COLOUR}
+                    | {"stroke-width": 1.2, "stroke-dasharray": "3 3"},
+                ),
+                f"equal split ({_percent(equal_share)})",
+            )
+        )
+    if trend is not None and points:
+        entries.append(
+            (
+                _tag(
+                    "line",
+                    {"x1": 0, "x2": 28, "y1": 0, "y2": 0, "stroke": MUTED_COLOUR}
+                    | {"stroke-width": 2, "stroke-dasharray": "8 4"},
+                ),
+                "least-squares trend",
+            )
+        )
+    for index, (swatch, text) in enumerate(entries):
+        x = SCATTER_LEFT + (index % 2) * (plot_width / 2)
+        y = legend_top + (index // 2) * LEGEND_ROW
+        legend.append(_tag("g", {"transform": f"translate({_number(x)} {_number(y)})"}, swatch))
+        legend.append(_label(x + 36, y + 4, text))
+    if dodged:
+        legend.append(
+            _label(
+                SCATTER_LEFT,
+                legend_top + legend_rows * LEGEND_ROW,
+                "Points at the same spot (equal agreements) are drawn side by side.",
+                size=11,
+                fill=MUTED_COLOUR,
+            )
+        )
+    if legend:
+        body.append(_tag("g", {"class": "legend"}, *legend))
+
+    words = "; ".join(
+        f"{p.country_name} in {p.game}: win-set {_percent(p.winset)}, share {_percent(p.share)}"
+        for p in points[:40]
+    )
+    if len(points) > 40:
+        words += f"; and {len(points) - 40} more"
+    desc = (
+        f"{title}: one point per country per game with an agreement in force. {reading}"
+        + (f" Points: {words}." if points else "")
+        + (" Points at the same spot are drawn side by side." if dodged else "")
+    )
+    return _document("share-vs-winset", SCATTER_WIDTH, height, title, desc, body)
+
+
+@dataclass(frozen=True, slots=True)
+class TimingBar:
+    """One game: seconds from its start to its first tentative agreement and to the first
+    entry into force (None: not reached); ``note`` says why when neither was reached."""
+
+    game: str
+    tentative: float | None
+    in_force: float | None
+    note: str = ""
+
+
+TIMING_WIDTH = 680
+TIMING_LABEL = 150
+TIMING_RIGHT = 90
+TIMING_TOP = 56
+TIMING_BAR = 13
+TIMING_ROW = 2 * TIMING_BAR + 16
+
+
+def duration_words(seconds: float) -> str:
+    """A duration for people: ``45 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes, rest = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def agreement_times_svg(rows: Sequence[TimingBar]) -> str:
+    """Per game, a bar from its start to its first tentative agreement and one to the first
+    entry into force (hatched), on one time axis in seconds or minutes."""
+    values = [v for row in rows for v in (row.tentative, row.in_force) if v is not None]
+    longest = max(values, default=0.0)
+    in_minutes = longest >= 120
+    unit = 60.0 if in_minutes else 1.0
+    # The axis ends on a tick at or past the longest time, so every bar ends inside it.
+    step = _nice_step(max(longest / unit, 1.0))
+    high = max(1, math.ceil(longest / unit / step - 1e-9)) * step
+    ticks = _ticks(0.0, high)
+    plot_width = TIMING_WIDTH - TIMING_LABEL - TIMING_RIGHT
+    bottom = TIMING_TOP + max(1, len(rows)) * TIMING_ROW
+    height = bottom + 78
+    title = "Time from the start to agreement, per game"
+    body: list[str] = [_label(16, 24, title, size=15, **{"font-weight": "600"})]
+    tentative_colour, in_force_colour = PALETTE[0], PALETTE[1]
+    body.append(_tag("defs", {}, _hatch("timing-hatch", in_force_colour, 45)))
+
+    def x_of(seconds: float) -> float:
+        return TIMING_LABEL + seconds / unit / high * plot_width
+
+    axes: list[str] = []
+    for tick in ticks:
+        x = TIMING_LABEL + tick / high * plot_width
+        axes.append(
+            _tag(
+                "line",
+                {"x1": x, "x2": x, "y1": TIMING_TOP - 6, "y2": bottom}
+                | {"stroke": GRID_COLOUR, "stroke-width": 1},
+            )
+        )
+        axes.append(_label(x, bottom + 17, _number(tick), size=11, **{"text-anchor": "middle"}))
+    axes.append(
+        _tag(
+            "path",
+            {
+                "d": f"M{_number(TIMING_LABEL)} {_number(TIMING_TOP - 6)}V{_number(bottom)}H{_number(TIMING_LABEL + plot_width)}",
+                "stroke": MUTED_COLOUR,
+                "fill": "none",
+            },
+        )
+    )
+    axes.append(
+        _label(
+            TIMING_LABEL + plot_width / 2,
+            bottom + 36,
+            f"{'Minutes' if in_minutes else 'Seconds'} from the game's start",
+            **{"text-anchor": "middle"},
+        )
+    )
+    body.append(_tag("g", {"class": "axes"}, *axes))
+
+    words: list[str] = []
+    for index, row in enumerate(rows):
+        top = TIMING_TOP + index * TIMING_ROW
+        parts: list[str] = [
+            _label(TIMING_LABEL - 8, top + TIMING_BAR + 4, row.game, **{"text-anchor": "end"})
+        ]
+        said: list[str] = []
+        for offset, (seconds, fill, kind, what) in enumerate(
+            (
+                (row.tentative, tentative_colour, "tentative", "tentative agreement"),
+                (row.in_force, "url(#timing-hatch)", "in-force", "entry into force"),
+            )
+        ):
+            if seconds is None:
+                continue
+            y = top + offset * (TIMING_BAR + 2)
+            width = max(2.0, x_of(seconds) - TIMING_LABEL)
+            parts.append(
+                _tag(
+                    "rect",
+                    {"x": TIMING_LABEL, "y": y, "width": width, "height": TIMING_BAR}
+                    | {
+                        "fill": fill,
+                        "stroke": tentative_colour if offset == 0 else in_force_colour,
+                        "class": f"bar bar--{kind}",
+                        "data-seconds": _number(seconds),
+                    },
+                )
+            )
+            parts.append(
+                _label(
+                    TIMING_LABEL + width + 5,
+                    y + TIMING_BAR - 2,
+                    duration_words(seconds),
+                    size=11,
+                )
+            )
+            said.append(f"{what} after {duration_words(seconds)}")
+        if not said:
+            parts.append(
+                _label(
+                    TIMING_LABEL + 6,
+                    top + TIMING_BAR + 4,
+                    row.note or "no tentative agreement",
+                    size=12,
+                    fill=MUTED_COLOUR,
+                    **{"class": "empty"},
+                )
+            )
+            said.append(row.note or "no tentative agreement")
+        body.append(_tag("g", {"class": "game", "data-game": row.game}, *parts))
+        words.append(f"{row.game}: " + ", ".join(said))
+    if not rows:
+        body.append(
+            _label(
+                TIMING_LABEL + 6,
+                TIMING_TOP + TIMING_BAR,
+                "The session has no games.",
+                size=13,
+                fill=MUTED_COLOUR,
+                **{"class": "empty"},
+            )
+        )
+
+    legend_y = bottom + 60
+    body.append(
+        _tag(
+            "g",
+            {"class": "legend"},
+            _tag(
+                "rect",
+                {"x": TIMING_LABEL, "y": legend_y - 11, "width": 22, "height": 13}
+                | {"fill": tentative_colour, "stroke": tentative_colour},
+            ),
+            _label(TIMING_LABEL + 28, legend_y, "first tentative agreement", size=12),
+            _tag(
+                "rect",
+                {"x": TIMING_LABEL + 220, "y": legend_y - 11, "width": 22, "height": 13}
+                | {"fill": "url(#timing-hatch)", "stroke": in_force_colour},
+            ),
+            _label(TIMING_LABEL + 248, legend_y, "first entry into force", size=12),
+        )
+    )
+    desc = f"{title}. " + ("; ".join(words) + "." if words else "The session has no games.")
+    return _document("agreement-times", TIMING_WIDTH, height, title, desc, body)

@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
 
-from negotiation import class_sessions, selectors
+from negotiation import class_sessions, debrief, selectors
 from negotiation.engine.scenario import Deadlines, GameDefaults
 from negotiation.models import ClassSession, Scenario, Seat, SessionMember
 
@@ -88,7 +88,10 @@ class NewSessionForm(forms.Form):
         upload = self.cleaned_data.get("roster")
         if upload:
             try:
-                self.roster_lines = class_sessions.parse_roster(upload.read())
+                # At most one byte past the limit: enough to refuse a larger file.
+                self.roster_lines = class_sessions.parse_roster(
+                    upload.read(class_sessions.MAX_ROSTER_BYTES + 1)
+                )
             except class_sessions.SessionError as error:
                 raise forms.ValidationError(list(error.problems)) from None
         return upload
@@ -126,7 +129,7 @@ def new_session(request: HttpRequest) -> HttpResponse:
         try:
             scenario = data["scenario"] or class_sessions.store_uploaded_scenario(
                 owner=request.user,
-                data=data["scenario_file"].read(),
+                data=data["scenario_file"].read(class_sessions.MAX_SCENARIO_BYTES + 1),
                 shared=data["share_scenario"],
             )
             session = class_sessions.create_session(
@@ -265,4 +268,5 @@ urlpatterns: list[URLPattern] = [
     path("s/<str:code>/", session_join, name="session_join"),
     path("s/<str:code>/wait/", waiting_room, name="session_wait"),
     path("s/<str:code>/wait/status/", waiting_status, name="session_status"),
+    *debrief.urlpatterns,
 ]

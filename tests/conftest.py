@@ -12,6 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_DIR = ROOT / "negotiation" / "scenarios"
 SCENARIO_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 
+#: Every game a test plays through ``services`` must fold back from its stored log to the
+#: states the live path held (see tests/consistency.py).
+pytest_plugins = ["tests.consistency"]
+
 
 @pytest.fixture(scope="session")
 def project_root() -> Path:

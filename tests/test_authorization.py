@@ -588,6 +588,23 @@ ENDPOINTS = (
     Endpoint("session_dashboard", "GET", "/sessions/{session}/", SESSION_OWNER, "its owner only"),
     Endpoint("session_qr", "GET", "/sessions/{session}/qr.svg", SESSION_OWNER, "its owner only"),
     Endpoint(
+        "session_debrief", "GET", "/sessions/{session}/debrief/", SESSION_OWNER, "its owner only"
+    ),
+    Endpoint(
+        "session_debrief_chart",
+        "GET",
+        "/sessions/{session}/debrief/chart/agreement-times.svg",
+        SESSION_OWNER,
+        "its owner only",
+    ),
+    Endpoint(
+        "session_debrief_json",
+        "GET",
+        "/sessions/{session}/debrief.json",
+        SESSION_OWNER,
+        "its owner only",
+    ),
+    Endpoint(
         "session_dashboard_socket",
         "WS",
         "/ws/sessions/{session}/",
