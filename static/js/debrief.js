@@ -6,34 +6,15 @@
 // data-png-chart and the file name in data-png-filename; its status line is the
 // [data-png-status] beside it.
 
-import { h, setText } from "./dom.js";
-
-/** PNG pixels per SVG pixel. */
-const SCALE = 2;
+import { setText } from "./dom.js";
+import { saveChartPng } from "./png.js";
 
 async function savePng(button) {
   const status = button.parentElement.querySelector("[data-png-status]");
   if (status) setText(status, "Drawing…");
   button.disabled = true;
   try {
-    const image = new Image();
-    image.src = button.dataset.pngChart;
-    await image.decode();
-    const canvas = document.createElement("canvas");
-    canvas.width = image.naturalWidth * SCALE;
-    canvas.height = image.naturalHeight * SCALE;
-    const context = canvas.getContext("2d");
-    context.fillStyle = "#ffffff";
-    context.fillRect(0, 0, canvas.width, canvas.height);
-    context.drawImage(image, 0, 0, canvas.width, canvas.height);
-    const blob = await new Promise((resolve, reject) =>
-      canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("The browser could not make a PNG."))), "image/png"),
-    );
-    const link = h("a", { href: URL.createObjectURL(blob), download: button.dataset.pngFilename || "chart.png" });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    window.setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+    await saveChartPng(button.dataset.pngChart, button.dataset.pngFilename || "chart.png");
     if (status) setText(status, "");
   } catch (error) {
     if (status) setText(status, (error && error.message) || "Could not make the PNG.");

@@ -22,6 +22,7 @@ import { h, replace, setText } from "./dom.js";
 import { HostConsole } from "./host.js";
 import { PHASES } from "./model.js";
 import { PlayerTable } from "./player.js";
+import { saveChartPng } from "./png.js";
 import { Store } from "./store.js";
 
 const CHART_TITLES = {
@@ -491,23 +492,7 @@ class Replay {
     const chart = this.charts.get(name);
     setText(chart.status, "Drawing…");
     try {
-      const image = new Image();
-      image.src = this.chartUrl(name);
-      await image.decode();
-      const scale = 2;
-      const canvas = document.createElement("canvas");
-      canvas.width = image.naturalWidth * scale;
-      canvas.height = image.naturalHeight * scale;
-      const context = canvas.getContext("2d");
-      context.fillStyle = "#ffffff";
-      context.fillRect(0, 0, canvas.width, canvas.height);
-      context.drawImage(image, 0, 0, canvas.width, canvas.height);
-      const blob = await new Promise((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("The browser could not make a PNG."))), "image/png"));
-      const link = h("a", { href: URL.createObjectURL(blob), download: `ratify-${this.cfg.code}-${name}-${this.viewer}-seq${this.seq}.png` });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      window.setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+      await saveChartPng(this.chartUrl(name), `ratify-${this.cfg.code}-${name}-${this.viewer}-seq${this.seq}.png`);
       setText(chart.status, "");
     } catch (error) {
       setText(chart.status, error.message || "Could not make the PNG.");
