@@ -1,18 +1,23 @@
 """The game's websocket consumer: bind the connection, parse frames, call ``services``, send.
 
 No rule lives here. Each connection is bound to a seat, the instructor or a spectator when it
-opens (``selectors.binding_for``). Events reach it through the game's group; it filters each
-one through ``visibility`` for its viewer, sends every seq exactly once and in order (a
-placeholder for an event it may not see) and fetches from the database any seq the channel
-layer did not deliver.
+opens (``selectors.binding_for``). Events reach it from the process's ``hub``, which hands each
+batch to every connection of the game in the process; it filters each event through
+``visibility`` for its viewer and sends every seq exactly once and in order (a placeholder for
+an event it may not see). A seq it has not got, because the channel layer lost it or because a
+neighbour's batch is handed out after its own, is taken from the process's recent events
+(``frames``) or, failing that, fetched from the database by a task of the connection's own, so
+that handing events out never waits for the database.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -24,6 +29,7 @@ from negotiation.engine import events as e
 from negotiation.engine.commands import INSTRUCTOR
 from negotiation.engine.scenario import GameDefaults, Scenario
 from negotiation.engine.visibility import SPECTATOR, view, visible_shared
+from negotiation.hub import hub
 from negotiation.runtime import runtime
 from negotiation.writer import writer
 
@@ -47,6 +53,13 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
     settings: GameDefaults | None = None
     #: The last seq sent to the client; None until it said hello.
     last_sent: int | None = None
+    #: The highest seq of the game this connection knows to exist.
+    known_seq: int = 0
+    #: Fetching missed events from the database, when it is.
+    _fetching: asyncio.Task[None] | None = None
+    #: Saying hello: events wait until the snapshot or catch-up is decided.
+    _greeting: bool = False
+    _joined: bool = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a hop to a worker
@@ -84,7 +97,9 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         self.settings = state.settings
         self.peers: dict[str, str] = {self.channel_name: self.binding.viewer}
         self.frames: list[float] = []
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        await hub().join(self.binding.game_id, self)
+        self._joined = True
         await self.accept()
         runtime.start()
         runtime.watch(self.binding.game_id)
@@ -98,9 +113,11 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
 
     async def disconnect(self, code: int) -> None:
         binding = self.binding
-        if binding is not None:
+        if self._fetching is not None:
+            self._fetching.cancel()
+        if binding is not None and self._joined:
+            await hub().leave(binding.game_id, self)
             await self._announce("presence.leave")
-            await self.channel_layer.group_discard(self.group, self.channel_name)
             seat_connections = [
                 channel
                 for channel, viewer in getattr(self, "peers", {}).items()
@@ -158,7 +175,12 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
     async def _hello(self, last_seq: int | None) -> None:
         assert self.binding is not None
         game_id = self.binding.game_id
-        state = await database_sync_to_async(services.load_state)(game_id)
+        self._greeting = True
+        try:
+            state = await database_sync_to_async(services.load_state)(game_id)
+        finally:
+            self._greeting = False
+        self.known_seq = max(self.known_seq, state.seq)
         if last_seq is None or last_seq > state.seq or state.seq - last_seq > REPLAY_LIMIT:
             self.last_sent = state.seq
             await self._send(
@@ -166,7 +188,8 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
             )
         else:
             self.last_sent = last_seq
-            await self._catch_up(state.seq)
+        await self._pump()
+        await self._fetched()
         await self._send_presence()
 
     async def _command(self, frame: protocol.CommandFrame) -> None:
@@ -204,53 +227,67 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
             await self._send(protocol.error(frame.id, outcome.code, outcome.message))
             return
         if outcome.events:
-            # The sender first, then the group, from this loop: no hop back through the
-            # database thread to publish.
-            await self._deliver([(s.seq, s.event) for s in outcome.events])
-            await services.publish_async(binding.game_id, outcome.events)
+            # This connection first, then the others here, then the group, from this loop.
+            await hub().publish(binding.game_id, outcome.events, first=self)
             runtime.after_write(binding.game_id, outcome.state)
-        elif self.last_sent is not None and outcome.last_seq > self.last_sent:
-            await self._catch_up(outcome.last_seq)
+        else:
+            # A retried command: its events were sent before, or are still to come.
+            await self.take_upto(outcome.last_seq)
+        # The command's events before its acknowledgement, even when fetched.
+        await self._fetched()
         await self._send(protocol.ack(frame.id, outcome.last_seq))
 
     # ----------------------------------------------------------------------------------------
-    # Events from the group
+    # Events, from the hub
 
-    async def game_events(self, message: dict[str, Any]) -> None:
-        assert self.binding is not None
-        batch = [(int(seq), payload) for seq, payload in message["events"]]
-        runtime.observe(self.binding.game_id, {payload["type"] for _, payload in batch})
-        events = [(seq, frames.decoded(payload)) for seq, payload in batch]
-        # Every connection of the game here gets the batch; one keeps it for the others'
-        # gaps and for the writer's next command of this game.
-        frames.remember(self.binding.game_id, events)
-        if self.last_sent is None:
+    async def take(self, batch: Sequence[tuple[int, e.Event]]) -> None:
+        """New events of the game (the hub keeps them in ``frames`` for every connection)."""
+        if batch:
+            await self.take_upto(batch[-1][0])
+
+    async def take_upto(self, seq: int) -> None:
+        """Send what the client lacks up to ``seq``. Waits for nothing but the socket: a gap
+        the process's recent events cannot fill is fetched by a task (``_fetch``)."""
+        if seq > self.known_seq:
+            self.known_seq = seq
+        await self._pump()
+
+    async def _pump(self) -> None:
+        binding = self.binding
+        if binding is None or self.last_sent is None or self._greeting:
             return
-        await self._deliver(events)
+        while self._fetching is None and self.last_sent < self.known_seq:
+            seq = self.last_sent + 1
+            event = frames.recent_event(binding.game_id, seq)
+            if event is None:
+                self._fetching = asyncio.get_running_loop().create_task(self._fetch(self.known_seq))
+                return
+            await self._send_event(seq, event)
 
-    async def _deliver(self, batch: list[tuple[int, e.Event]]) -> None:
-        """Send a batch of consecutive events, after fetching any seq missing before it."""
-        if self.last_sent is None or not batch:
-            return
-        first = batch[0][0]
-        if first > self.last_sent + 1:
-            await self._catch_up(first - 1)
-        for seq, event in batch:
-            if seq == self.last_sent + 1:
-                await self._send_event(seq, event)
-
-    async def _catch_up(self, upto: int) -> None:
+    async def _fetch(self, upto: int) -> None:
+        """Send the events after ``last_sent`` up to ``upto`` from the database."""
         assert self.binding is not None and self.last_sent is not None
-        if upto <= self.last_sent:
-            return
-        missed = frames.recent_between(self.binding.game_id, self.last_sent, upto)
-        if missed is None:
+        before = self.last_sent
+        try:
             missed = await database_sync_to_async(services.events_between)(
                 self.binding.game_id, self.last_sent, upto
             )
-        for seq, event in missed:
-            if seq == self.last_sent + 1:
-                await self._send_event(seq, event)
+            for seq, event in missed:
+                if seq == self.last_sent + 1:
+                    await self._send_event(seq, event)
+        except Exception:
+            logger.exception("game %s: could not fetch missed events", self.binding.game_id)
+        finally:
+            self._fetching = None
+        if self.last_sent == before:
+            # Nothing to fetch after all: wait for the game's next event rather than ask again.
+            self.known_seq = self.last_sent
+        await self._pump()
+
+    async def _fetched(self) -> None:
+        """Wait until events being fetched for this connection are sent."""
+        while self._fetching is not None:
+            await asyncio.shield(self._fetching)
 
     async def _send_event(self, seq: int, event: e.Event) -> None:
         assert self.binding is not None and self.scenario is not None
@@ -258,7 +295,7 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         self.last_sent = seq
         await self.send(text_data=frames.event_text(seq, shown))
         if self._loses_its_seat(seq, event):
-            await self._become_spectator()
+            self._become_spectator()
 
     def _loses_its_seat(self, seq: int, event: e.Event) -> bool:
         """Whether ``event`` takes this connection's seat from its player."""
@@ -275,25 +312,40 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
             return True
         return isinstance(event, e.SeatTaken) and (event.bot or event.player != binding.player)
 
-    async def _become_spectator(self) -> None:
+    def _become_spectator(self) -> None:
         """From now on this connection sees what a spectator sees; its commands still name the
         seat and its former player, so ``services`` refuses them as ``seat_lost``. The page
-        reconnects to rebind."""
+        reconnects to rebind. The others hear of it in a task: taking events never waits."""
         assert self.binding is not None
-        await self._announce("presence.leave")
+        former_viewer = self.binding.viewer
         self.binding = dataclasses.replace(self.binding, viewer=SPECTATOR)
         self.peers[self.channel_name] = SPECTATOR
-        await self._announce("presence.join")
+        task = asyncio.get_running_loop().create_task(self._reannounce(former_viewer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reannounce(self, former_viewer: str) -> None:
+        try:
+            await self._announce("presence.leave", former_viewer)
+            await self._announce("presence.join")
+        except Exception:
+            logger.warning("could not announce a seat's loss", exc_info=True)
 
     # ----------------------------------------------------------------------------------------
     # Presence: every connection tells the group when it comes and goes; the others answer
     # "here" so a newcomer learns who is already connected, whichever process serves them.
 
-    async def _announce(self, kind: str) -> None:
-        assert self.binding is not None
+    async def _announce(self, kind: str, viewer: str | None = None) -> None:
+        binding = self.binding
+        assert binding is not None
         await self.channel_layer.group_send(
             self.group,
-            {"type": kind, "channel": self.channel_name, "viewer": self.binding.viewer},
+            {
+                "type": kind,
+                "game": binding.game_id,
+                "channel": self.channel_name,
+                "viewer": binding.viewer if viewer is None else viewer,
+            },
         )
 
     async def presence_join(self, message: dict[str, Any]) -> None:

@@ -1,11 +1,12 @@
-"""Decode each published event once per process, and encode each event frame once per shown form.
+"""Encode each event frame once per shown form, and keep each game's recent events once per
+process.
 
-A game event published to its group reaches every connection of the game in this process as
-the same payload; each connection filters it for its viewer (``visibility.visible_shared``),
-which returns the event object itself to every viewer who sees it unchanged. Keyed by object
-identity (each entry holds its key object, so an id is not reused while cached), the decoded
-event and the encoded frame are made once per process and visibility class instead of once
-per socket. Both caches are small and bounded: only the last moments of traffic are hot.
+A game event reaches every connection of the game in this process as the same object
+(``hub``); each connection filters it for its viewer (``visibility.visible_shared``), which
+returns the event object itself to every viewer who sees it unchanged. Keyed by object
+identity (each entry holds its key object, so an id is not reused while cached), the encoded
+frame is made once per process and visibility class instead of once per socket. The caches are
+small and bounded: only the last moments of traffic are hot.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from negotiation.engine import events as e
 #: Entries kept in each cache (a few seconds of a busy server's events).
 CACHE_SIZE = 4096
 
-_decoded: OrderedDict[int, tuple[dict[str, Any], e.Event]] = OrderedDict()
 _encoded: OrderedDict[tuple[int, int], tuple[e.Event | None, str]] = OrderedDict()
 
 
@@ -27,17 +27,6 @@ def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
     cache[key] = value
     if len(cache) > CACHE_SIZE:
         cache.popitem(last=False)
-
-
-def decoded(payload: dict[str, Any]) -> e.Event:
-    """``events.event_from_dict(payload)``, shared by every receiver of the same payload
-    object. Raises what ``event_from_dict`` raises."""
-    entry = _decoded.get(id(payload))
-    if entry is not None and entry[0] is payload:
-        return entry[1]
-    event = e.event_from_dict(payload)
-    _remember(_decoded, id(payload), (payload, event))
-    return event
 
 
 def event_text(seq: int, shown: e.Event | None) -> str:
@@ -78,6 +67,12 @@ def remember(game_id: int, events: list[tuple[int, e.Event]]) -> None:
         kept[seq] = event
     while len(kept) > RECENT_EVENTS:
         kept.popitem(last=False)
+
+
+def recent_event(game_id: int, seq: int) -> e.Event | None:
+    """Event ``seq`` of the game if this process holds it, else None."""
+    kept = _recent.get(game_id)
+    return None if kept is None else kept.get(seq)
 
 
 def recent_between(game_id: int, after: int, upto: int) -> list[tuple[int, e.Event]] | None:

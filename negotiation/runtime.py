@@ -509,9 +509,16 @@ class Runtime:
         probe_id = uuid.uuid4().hex
         self._probes[probe_id] = probe
         try:
-            message = {"type": "presence.probe", "reply_to": inbox, "probe": probe_id}
             for game_id in game_ids:
-                await layer.group_send(services.group_name(game_id), message)
+                await layer.group_send(
+                    services.group_name(game_id),
+                    {
+                        "type": "presence.probe",
+                        "game": game_id,
+                        "reply_to": inbox,
+                        "probe": probe_id,
+                    },
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(probe.found.wait(), PROBE_SECONDS)
         except Exception:

@@ -27,7 +27,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, When
 from django.utils import timezone
 
@@ -210,7 +210,7 @@ def submit(
     command is refused as ``seat_lost`` unless that player still holds the actor's seat: a
     connection opened for a seat the instructor has since given away acts for nobody.
     With ``publish_events=False`` the caller publishes the outcome's events itself (the
-    websocket consumer does, from the event loop, with ``publish_async``).
+    websocket consumer does, from the event loop, through ``hub.publish``).
 
     The common path is three statements: the events, the ``Game`` projection and the command
     record. The cached state is trusted until the database disagrees: a state another
@@ -441,48 +441,97 @@ def _record_command(
 ) -> None:
     """Store what became of a command id: applied up to ``last_seq``, or ``refusal`` (now, or
     with the rest of a batch's rows in ``sink``)."""
-    record = GameCommand(
-        game_id=game_id,
-        issuer=issuer,
-        client_id=client_id,
-        name=command.NAME,
-        accepted=refusal is None,
-        last_seq=last_seq,
-        code=refusal.code if refusal else "",
-        message=refusal.message if refusal else "",
+    rows = sink if sink is not None else _Rows()
+    rows.commands.append(
+        (
+            game_id,
+            issuer,
+            client_id,
+            command.NAME,
+            refusal is None,
+            last_seq,
+            refusal.code if refusal else "",
+            refusal.message if refusal else "",
+        )
     )
-    if sink is not None:
-        sink.commands.append(record)
-    else:
-        record.save(force_insert=True)
+    if sink is None:
+        rows.flush()
+
+
+#: The columns ``_Rows`` writes, as the models name them.
+EVENT_FIELDS = ("game", "seq", "type", "payload", "created")
+COMMAND_FIELDS = (
+    "game",
+    "issuer",
+    "client_id",
+    "name",
+    "accepted",
+    "last_seq",
+    "code",
+    "message",
+    "created",
+)
 
 
 class _Rows:
-    """The rows a batch has decided and not yet written: written together by ``flush``, with
-    one ``Game`` projection per game. ``flush`` raises ``IntegrityError`` as the single
-    writes would."""
+    """The rows a batch has decided and not yet written: written together by ``flush``, one
+    statement per table, with one ``Game`` projection per game. ``flush`` raises
+    ``IntegrityError`` as the single writes would."""
 
     def __init__(self) -> None:
-        self.events: list[GameEvent] = []
-        self.commands: list[GameCommand] = []
+        self.events: list[tuple[Any, ...]] = []
+        self.commands: list[tuple[Any, ...]] = []
         self.games: dict[int, tuple[GameState, list[StoredEvent]]] = {}
 
     def add(self, game_id: int, after: GameState, stored: list[StoredEvent]) -> None:
-        self.events.extend(
-            GameEvent(game_id=game_id, seq=s.seq, type=s.event.TYPE, payload=s.payload)
-            for s in stored
-        )
+        self.events.extend((game_id, s.seq, s.event.TYPE, s.payload) for s in stored)
         earlier = self.games.get(game_id)
         self.games[game_id] = (after, [*(earlier[1] if earlier else []), *stored])
 
     def flush(self) -> None:
+        created = timezone.now()
         if self.events:
-            GameEvent.objects.bulk_create(self.events)
+            _insert(GameEvent, EVENT_FIELDS, [(*row, created) for row in self.events])
         if self.commands:
-            GameCommand.objects.bulk_create(self.commands)
-        for game_id, (after, stored) in self.games.items():
-            _project(game_id, after, stored)
+            _insert(GameCommand, COMMAND_FIELDS, [(*row, created) for row in self.commands])
+        if self.games:
+            _project_many(
+                [(game_id, after, stored) for game_id, (after, stored) in self.games.items()]
+            )
         self.events, self.commands, self.games = [], [], {}
+
+
+def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column is not None, name
+    return field
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    return connection.ops.quote_name(str(_field(model, name).column))
+
+
+def _insert(model: type[models.Model], fields: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (values of ``fields``, in order) into ``model``'s table with one
+    ``executemany``, each value prepared by its field as the ORM prepares it: the statement
+    is the same for every row, so the ORM's compiling it per call is saved. Raises
+    ``IntegrityError`` for a row that breaks a constraint."""
+    columns = [_field(model, name) for name in fields]
+    quote = connection.ops.quote_name
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        quote(model._meta.db_table),
+        ", ".join(_column(model, name) for name in fields),
+        ", ".join(["%s"] * len(columns)),
+    )
+    prepared = [
+        [
+            field.get_db_prep_save(value, connection)
+            for field, value in zip(columns, row, strict=True)
+        ]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, prepared)
 
 
 def _append(
@@ -504,18 +553,12 @@ def _append(
     for event in events:
         after = evolve(after, event)
         stored.append(StoredEvent(after.seq, event, e.event_to_dict(event)))
-    if sink is not None:
-        sink.add(game_id, after, stored)
-    else:
-        GameEvent.objects.bulk_create(
-            [
-                GameEvent(game_id=game_id, seq=s.seq, type=s.event.TYPE, payload=s.payload)
-                for s in stored
-            ]
-        )
-        _project(game_id, after, stored)
+    rows = sink if sink is not None else _Rows()
+    rows.add(game_id, after, stored)
     if client_id is not None and command is not None:
-        _record_command(game_id, issuer, client_id, command, after.seq, sink=sink)
+        _record_command(game_id, issuer, client_id, command, after.seq, sink=rows)
+    if sink is None:
+        rows.flush()
     # Cached and published only once the events are stored for good.
     transaction.on_commit(lambda: state_cache.put(game_id, after))
     if stored and publish_events:
@@ -523,22 +566,41 @@ def _append(
     return stored, after
 
 
-def _project(game_id: int, state: GameState, stored: Iterable[StoredEvent]) -> None:
-    """Bring ``Game`` and ``Seat`` in line with the state the new events lead to.
+def _project_many(written: Sequence[tuple[int, GameState, Sequence[StoredEvent]]]) -> None:
+    """Bring ``Game`` and ``Seat`` in line with the states new events lead to: one
+    ``UPDATE`` statement for every game, then the seats of games whose seats changed."""
+    quote = connection.ops.quote_name
+    sql = "UPDATE {} SET {} = %s, {} = %s, {} = %s, {} = %s WHERE {} = %s".format(
+        quote(Game._meta.db_table),
+        *(_column(Game, name) for name in ("status", "phase", "deadline", "last_seq", "id")),
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            sql,
+            [
+                (_status_of(state), state.phase, state.deadline, state.seq, game_id)
+                for game_id, state, _ in written
+            ],
+        )
+    for game_id, _, stored in written:
+        _project_seats(game_id, stored)
+
+
+def _status_of(state: GameState) -> str:
+    if state.phase == LOBBY:
+        return Game.Status.LOBBY.value
+    if state.phase == ENDED:
+        return Game.Status.ENDED.value
+    return Game.Status.ACTIVE.value
+
+
+def _project_seats(game_id: int, stored: Iterable[StoredEvent]) -> None:
+    """Bring the game's ``Seat`` rows in line with its new seat events.
 
     A bot that takes a seat in the same write as the human who held it leaves it (released
     first, or replaced by the instructor) stands in for that human: ``Seat.stand_in_for``.
     A human who takes a seat is not connected yet: ``Seat.away_since`` starts now.
     """
-    if state.phase == LOBBY:
-        status = Game.Status.LOBBY
-    elif state.phase == ENDED:
-        status = Game.Status.ENDED
-    else:
-        status = Game.Status.ACTIVE
-    Game.objects.filter(pk=game_id).update(
-        status=status, phase=state.phase, deadline=state.deadline, last_seq=state.seq
-    )
     seat_events = [
         item.event for item in stored if isinstance(item.event, e.SeatTaken | e.SeatReleased)
     ]
@@ -581,8 +643,13 @@ def _player_id(value: str) -> str | None:
     return value if Player.objects.filter(pk=value).exists() else None
 
 
-def _events_message(stored: Sequence[StoredEvent]) -> dict[str, Any]:
-    return {"type": "game.events", "events": [[s.seq, s.payload] for s in stored]}
+def events_message(game_id: int, stored: Sequence[StoredEvent]) -> dict[str, Any]:
+    """The group message that carries new events of a game (``hub`` reads it)."""
+    return {
+        "type": "game.events",
+        "game": game_id,
+        "events": [[s.seq, s.payload] for s in stored],
+    }
 
 
 def publish(game_id: int, stored: Sequence[StoredEvent]) -> None:
@@ -592,18 +659,7 @@ def publish(game_id: int, stored: Sequence[StoredEvent]) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group_name(game_id), _events_message(stored))
-    except Exception:
-        logger.exception("game %s: could not publish events %s..", game_id, stored[0].seq)
-
-
-async def publish_async(game_id: int, stored: Sequence[StoredEvent]) -> None:
-    """``publish`` from the event loop, without a hop through a worker thread."""
-    layer = get_channel_layer()
-    if layer is None or not stored:
-        return
-    try:
-        await layer.group_send(group_name(game_id), _events_message(stored))
+        async_to_sync(layer.group_send)(group_name(game_id), events_message(game_id, stored))
     except Exception:
         logger.exception("game %s: could not publish events %s..", game_id, stored[0].seq)
 

@@ -1,0 +1,247 @@
+"""A game's events to this process's connections: one channel-layer message per process, not
+one per socket.
+
+Each server process joins a game's group once, with one channel of its own (the hub's), while
+it serves at least one connection of the game. An event batch written here is handed to the
+process's connections of the game directly (``Member.take``), then sent to the group once, for
+other processes and for instructors' dashboards; the hub drops its own copy when it comes
+back. A batch written elsewhere (another process, or this process's worker threads:
+bots, deadlines, pages) arrives on the hub's channel and is decoded once and handed to every
+connection of the game here. Handing over never waits for a database: a connection that finds
+a gap in what it has sent fetches the missing events in a task of its own, and each connection
+sends every seq once and in order (``consumers.GameConsumer``).
+
+Presence messages of the group (who joined, who left, who is connected) are handed to every
+connection of the game too, in the order they came, by a second task, so that a slow answer to
+a presence probe never holds up the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import weakref
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+
+from negotiation import frames, services
+from negotiation.engine import events as e
+from negotiation.runtime import runtime
+
+logger = logging.getLogger(__name__)
+
+#: After a failure of the channel layer, the hub opens a new channel this much later.
+RETRY_SECONDS = 1.0
+#: Group memberships are renewed this often (channel layers expire them after a day).
+RENEW_SECONDS = 3600.0
+#: Message types of the group handed to the connections in the order they came.
+PRESENCE_TYPES = frozenset({"presence.join", "presence.leave", "presence.probe"})
+
+
+class Member(Protocol):
+    """A connection of a game, as the hub sees it."""
+
+    async def take(self, batch: Sequence[tuple[int, e.Event]]) -> None:
+        """New consecutive events of the game; must not wait for anything but its socket."""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """A presence message of the game's group."""
+
+
+class Hub:
+    """The fan-out of one event loop (one server process, or one test)."""
+
+    def __init__(self) -> None:
+        #: Tells this hub's own batches apart when the group sends them back.
+        self.origin = uuid.uuid4().hex
+        self._members: dict[int, dict[Member, None]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._layer: Any = None
+        self._channel: str | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._presence: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._presence_worker: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------------------------------
+    # Membership
+
+    async def join(self, game_id: int, member: Member) -> None:
+        """Hand ``member`` the game's events from now on. Raises what the channel layer
+        raises when the process's channel cannot join the game's group."""
+        async with self._lock(game_id):
+            members = self._members.setdefault(game_id, {})
+            members[member] = None
+            if len(members) > 1 and self._layer is get_channel_layer():
+                return
+            try:
+                channel = await self._ready()
+                await self._layer.group_add(services.group_name(game_id), channel)
+            except BaseException:
+                members.pop(member, None)
+                if not members:
+                    del self._members[game_id]
+                raise
+
+    async def leave(self, game_id: int, member: Member) -> None:
+        """Stop handing ``member`` the game's events; the process leaves the game's group with
+        its last connection of the game."""
+        async with self._lock(game_id):
+            members = self._members.get(game_id)
+            if members is None or member not in members:
+                return
+            del members[member]
+            if members:
+                return
+            del self._members[game_id]
+            if self._layer is not None and self._channel is not None:
+                try:
+                    await self._layer.group_discard(services.group_name(game_id), self._channel)
+                except Exception:
+                    logger.warning("could not leave the group of game %s", game_id, exc_info=True)
+        if not self._members.get(game_id):
+            self._locks.pop(game_id, None)
+
+    def members(self, game_id: int) -> list[Member]:
+        """The connections of ``game_id`` this process serves (tests)."""
+        return list(self._members.get(game_id, ()))
+
+    def _lock(self, game_id: int) -> asyncio.Lock:
+        lock = self._locks.get(game_id)
+        if lock is None:
+            lock = self._locks[game_id] = asyncio.Lock()
+        return lock
+
+    async def _ready(self) -> str:
+        """The hub's channel on the current channel layer, opened (and every group joined
+        again) when the layer changed or failed."""
+        layer = get_channel_layer()
+        if layer is self._layer and self._channel is not None:
+            return self._channel
+        for task in (self._listener, self._renewer):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        self._layer = layer
+        channel = str(await layer.new_channel("ratify-hub."))
+        self._channel = channel
+        for game_id in list(self._members):
+            with contextlib.suppress(Exception):  # a later renewal tries again
+                await layer.group_add(services.group_name(game_id), channel)
+        loop = asyncio.get_running_loop()
+        self._listener = loop.create_task(self._listen(layer, channel))
+        self._renewer = loop.create_task(self._renew(layer, channel))
+        if self._presence_worker is None or self._presence_worker.done():
+            self._presence_worker = loop.create_task(self._hand_presence())
+        return channel
+
+    # ----------------------------------------------------------------------------------------
+    # Events
+
+    async def publish(
+        self, game_id: int, stored: Sequence[services.StoredEvent], first: Member | None = None
+    ) -> None:
+        """Hand events written by this process to its connections of the game (``first``
+        before the others), then send them to the game's group. A failure to send is logged,
+        not raised: every client finds a missed event by its seq and fetches it."""
+        if not stored:
+            return
+        batch = [(s.seq, s.event) for s in stored]
+        await self._hand_out(game_id, batch, first)
+        runtime.observe(game_id, {s.payload["type"] for s in stored})
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        message = services.events_message(game_id, stored)
+        message["origin"] = self.origin
+        try:
+            await layer.group_send(services.group_name(game_id), message)
+        except Exception:
+            logger.exception("game %s: could not publish events %s..", game_id, stored[0].seq)
+
+    async def _hand_out(
+        self, game_id: int, batch: list[tuple[int, e.Event]], first: Member | None = None
+    ) -> None:
+        # Kept once for all connections: each finds here what it has not sent yet.
+        frames.remember(game_id, batch)
+        members = self._members.get(game_id)
+        if not members:
+            return
+        ordered = list(members)
+        if first is not None and first in members:
+            ordered.remove(first)
+            ordered.insert(0, first)
+        for member in ordered:
+            try:
+                await member.take(batch)
+            except Exception:
+                logger.exception("game %s: a connection failed to take events", game_id)
+
+    async def _listen(self, layer: Any, channel: str) -> None:
+        """Receive the groups' messages for this process, until the layer changes; after a
+        failure, open a new channel."""
+        try:
+            while True:
+                message = await layer.receive(channel)
+                await self._received(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("the hub's channel failed; opening a new one")
+            await asyncio.sleep(RETRY_SECONDS)
+            if self._channel == channel:
+                self._channel = None
+                self._layer = None
+                try:
+                    await self._ready()
+                except Exception:
+                    logger.exception("the hub could not open a new channel")
+
+    async def _received(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        game = message.get("game")
+        if not isinstance(game, int):
+            return
+        if kind == "game.events":
+            if message.get("origin") == self.origin:
+                return
+            batch = [(int(seq), e.event_from_dict(payload)) for seq, payload in message["events"]]
+            if not batch:
+                return
+            runtime.observe(game, {payload["type"] for _, payload in message["events"]})
+            await self._hand_out(game, batch)
+        elif kind in PRESENCE_TYPES:
+            self._presence.put_nowait(message)
+
+    async def _hand_presence(self) -> None:
+        while True:
+            message = await self._presence.get()
+            for member in list(self._members.get(int(message["game"]), ())):
+                try:
+                    await member.dispatch(message)
+                except Exception:
+                    logger.exception("a connection failed to handle %s", message["type"])
+
+    async def _renew(self, layer: Any, channel: str) -> None:
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            for game_id in list(self._members):
+                try:
+                    await layer.group_add(services.group_name(game_id), channel)
+                except Exception:
+                    logger.warning("could not renew the group of game %s", game_id, exc_info=True)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def hub() -> Hub:
+    """The hub of the running event loop."""
+    loop = asyncio.get_running_loop()
+    found = _hubs.get(loop)
+    if found is None:
+        found = _hubs[loop] = Hub()
+    return found
