@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 #: A client this many events behind gets a snapshot instead of the events it missed.
 REPLAY_LIMIT = 500
+#: After a failed fetch of missed events, the next try comes this much later.
+FETCH_RETRY_SECONDS = 1.0
 #: At most this many frames per window from one connection.
 RATE_LIMIT_FRAMES = 20
 RATE_LIMIT_SECONDS = 2.0
@@ -265,9 +267,12 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
             await self._send_event(seq, event)
 
     async def _fetch(self, upto: int) -> None:
-        """Send the events after ``last_sent`` up to ``upto`` from the database."""
+        """Send the events after ``last_sent`` up to ``upto`` from the database; after a
+        failure of the database, try again (``FETCH_RETRY_SECONDS``) for as long as the
+        connection is open."""
         assert self.binding is not None and self.last_sent is not None
         before = self.last_sent
+        failed = False
         try:
             missed = await database_sync_to_async(services.events_between)(
                 self.binding.game_id, self.last_sent, upto
@@ -276,12 +281,17 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
                 if seq == self.last_sent + 1:
                     await self._send_event(seq, event)
         except Exception:
-            logger.exception("game %s: could not fetch missed events", self.binding.game_id)
-        finally:
-            self._fetching = None
-        if self.last_sent == before:
+            failed = True
+            logger.warning(
+                "game %s: could not fetch missed events", self.binding.game_id, exc_info=True
+            )
+        if failed:
+            # Still fetching meanwhile: new events wait, and closing the connection ends it.
+            await asyncio.sleep(FETCH_RETRY_SECONDS)
+        elif self.last_sent == before:
             # Nothing to fetch after all: wait for the game's next event rather than ask again.
             self.known_seq = self.last_sent
+        self._fetching = None
         await self._pump()
 
     async def _fetched(self) -> None:
@@ -293,7 +303,8 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         assert self.binding is not None and self.scenario is not None
         shown = visible_shared(self.scenario, event, self.binding.viewer, settings=self.settings)
         self.last_sent = seq
-        await self.send(text_data=frames.event_text(seq, shown))
+        # Straight to the server's send: the hottest line of the process.
+        await self.base_send({"type": "websocket.send", "text": frames.event_text(seq, shown)})
         if self._loses_its_seat(seq, event):
             self._become_spectator()
 

@@ -30,6 +30,7 @@ from channels.layers import get_channel_layer
 
 from negotiation import frames, services
 from negotiation.engine import events as e
+from negotiation.layers import ProcessChannelLayer
 from negotiation.runtime import runtime
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class Hub:
         #: Tells this hub's own batches apart when the group sends them back.
         self.origin = uuid.uuid4().hex
         self._members: dict[int, dict[Member, None]] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self._layer: Any = None
         self._channel: str | None = None
         self._listener: asyncio.Task[None] | None = None
@@ -80,6 +81,8 @@ class Hub:
                 return
             try:
                 channel = await self._ready()
+                # Again for this game even when the channel is new: a failure must refuse
+                # the connection rather than leave it deaf.
                 await self._layer.group_add(services.group_name(game_id), channel)
             except BaseException:
                 members.pop(member, None)
@@ -103,34 +106,37 @@ class Hub:
                     await self._layer.group_discard(services.group_name(game_id), self._channel)
                 except Exception:
                     logger.warning("could not leave the group of game %s", game_id, exc_info=True)
-        if not self._members.get(game_id):
-            self._locks.pop(game_id, None)
 
     def members(self, game_id: int) -> list[Member]:
         """The connections of ``game_id`` this process serves (tests)."""
         return list(self._members.get(game_id, ()))
 
     def _lock(self, game_id: int) -> asyncio.Lock:
+        # Kept while anyone holds or awaits it (weakly referenced): a join waiting behind a
+        # leave takes the same lock, never a second one.
         lock = self._locks.get(game_id)
         if lock is None:
             lock = self._locks[game_id] = asyncio.Lock()
         return lock
 
     async def _ready(self) -> str:
-        """The hub's channel on the current channel layer, opened (and every group joined
-        again) when the layer changed or failed."""
+        """The hub's channel on the current channel layer, opened (and every group with
+        members here joined again) when the layer changed or failed. Raises what the channel
+        layer raises when it cannot open one."""
         layer = get_channel_layer()
         if layer is self._layer and self._channel is not None:
             return self._channel
         for task in (self._listener, self._renewer):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
-        self._layer = layer
+        self._layer, self._channel = None, None
         channel = str(await layer.new_channel("ratify-hub."))
-        self._channel = channel
+        self._layer, self._channel = layer, channel
         for game_id in list(self._members):
-            with contextlib.suppress(Exception):  # a later renewal tries again
+            try:
                 await layer.group_add(services.group_name(game_id), channel)
+            except Exception:
+                logger.warning("could not join the group of game %s", game_id, exc_info=True)
         loop = asyncio.get_running_loop()
         self._listener = loop.create_task(self._listen(layer, channel))
         self._renewer = loop.create_task(self._renew(layer, channel))
@@ -155,10 +161,14 @@ class Hub:
         layer = get_channel_layer()
         if layer is None:
             return
+        group = services.group_name(game_id)
+        if isinstance(layer, ProcessChannelLayer) and layer.only_member(group, self._channel):
+            # One process and no dashboard watching: nobody else to tell.
+            return
         message = services.events_message(game_id, stored)
         message["origin"] = self.origin
         try:
-            await layer.group_send(services.group_name(game_id), message)
+            await layer.group_send(group, message)
         except Exception:
             logger.exception("game %s: could not publish events %s..", game_id, stored[0].seq)
 
@@ -182,25 +192,35 @@ class Hub:
 
     async def _listen(self, layer: Any, channel: str) -> None:
         """Receive the groups' messages for this process, until the layer changes; after a
-        failure, open a new channel."""
+        failure of the layer, leave the groups with the failed channel and open a new one."""
         try:
             while True:
                 message = await layer.receive(channel)
-                await self._received(message)
+                try:
+                    await self._received(message)
+                except Exception:
+                    # One message this process cannot read (a newer server's event type, say)
+                    # must not stop the others; the clients fetch what it carried.
+                    logger.exception("the hub could not read a %s message", message.get("type"))
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("the hub's channel failed; opening a new one")
+        if self._channel != channel:
+            return
+        for game_id in list(self._members):
+            with contextlib.suppress(Exception):
+                await layer.group_discard(services.group_name(game_id), channel)
+        self._channel, self._layer = None, None
+        while self._channel is None:
             await asyncio.sleep(RETRY_SECONDS)
-            if self._channel == channel:
-                self._channel = None
-                self._layer = None
-                try:
-                    await self._ready()
-                except Exception:
-                    logger.exception("the hub could not open a new channel")
+            try:
+                await self._ready()
+            except Exception:
+                logger.exception("the hub could not open a new channel; trying again")
 
     async def _received(self, message: dict[str, Any]) -> None:
+        """Raises what decoding a malformed batch raises."""
         kind = message.get("type")
         game = message.get("game")
         if not isinstance(game, int):

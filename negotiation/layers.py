@@ -123,6 +123,12 @@ class ProcessChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]  # Channe
             except ChannelFull:
                 logger.warning("channel %s is full: a %s message was dropped", channel, group)
 
+    def only_member(self, group: str, channel: str | None) -> bool:
+        """Whether ``channel`` is the group's only member (a message to it would come back
+        to its sender alone)."""
+        members = self.groups.get(group)
+        return members is not None and len(members) == 1 and channel in members
+
     async def flush(self) -> None:
         await super().flush()
         self._valid_channels.clear()

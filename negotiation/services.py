@@ -489,7 +489,8 @@ class _Rows:
         self.games[game_id] = (after, [*(earlier[1] if earlier else []), *stored])
 
     def flush(self) -> None:
-        created = timezone.now()
+        # One moment for the whole batch, prepared for the database once.
+        created = _field(GameEvent, "created").get_db_prep_save(timezone.now(), connection)
         if self.events:
             _insert(GameEvent, EVENT_FIELDS, [(*row, created) for row in self.events])
         if self.commands:
@@ -513,23 +514,28 @@ def _column(model: type[models.Model], name: str) -> str:
 
 def _insert(model: type[models.Model], fields: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
     """Insert ``rows`` (values of ``fields``, in order) into ``model``'s table with one
-    ``executemany``, each value prepared by its field as the ORM prepares it: the statement
-    is the same for every row, so the ORM's compiling it per call is saved. Raises
-    ``IntegrityError`` for a row that breaks a constraint."""
-    columns = [_field(model, name) for name in fields]
-    quote = connection.ops.quote_name
+    ``executemany``: the statement is the same for every row, so the ORM's compiling it per
+    call is saved. Values go to the database as given (ids, text, numbers, booleans, and
+    moments already prepared by their field), except JSON, which its field prepares here as
+    the ORM does. Raises ``IntegrityError`` for a row that breaks a constraint."""
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(model._meta.db_table),
+        connection.ops.quote_name(model._meta.db_table),
         ", ".join(_column(model, name) for name in fields),
-        ", ".join(["%s"] * len(columns)),
+        ", ".join(["%s"] * len(fields)),
     )
-    prepared = [
-        [
-            field.get_db_prep_save(value, connection)
-            for field, value in zip(columns, row, strict=True)
-        ]
-        for row in rows
+    json_columns = [
+        (index, field)
+        for index, field in enumerate(_field(model, name) for name in fields)
+        if isinstance(field, models.JSONField)
     ]
+    prepared: list[Any] = rows
+    if json_columns:
+        prepared = []
+        for row in rows:
+            values = list(row)
+            for index, field in json_columns:
+                values[index] = field.get_db_prep_save(values[index], connection)
+            prepared.append(values)
     with connection.cursor() as cursor:
         cursor.executemany(sql, prepared)
 
