@@ -21,8 +21,8 @@
 - ``RATIFY_BOT_DELAY``: seconds a bot waits before each move (default 1.0; 0 in tests).
 - ``RATIFY_GRACE_SECONDS``: seconds a remote match keeps a dropped player's seat before a bot
   takes over (default 60).
-- ``RATIFY_WRITE_LANES``: command batches a server process writes at once (default 1 with
-  SQLite, 4 with another database; see ``negotiation.writer``).
+- ``RATIFY_WRITE_LANES``: command batches a server process writes at once with PostgreSQL
+  (default 1; always 1 with SQLite; see ``negotiation.writer``).
 - ``DJANGO_LOG_LEVEL``: level of the root logger (default INFO).
 """
 
@@ -162,8 +162,8 @@ else:
 RATIFY_BOT_DELAY = float(os.environ.get("RATIFY_BOT_DELAY", "1.0"))
 #: Seconds a remote match keeps the seat of a player who dropped before a bot stands in.
 RATIFY_GRACE_SECONDS = float(os.environ.get("RATIFY_GRACE_SECONDS", "60"))
-#: Command batches a process writes at once; 0: 1 with SQLite, 4 with another database.
-RATIFY_WRITE_LANES = int(os.environ.get("RATIFY_WRITE_LANES", "0"))
+#: Command batches a process writes at once with PostgreSQL (always 1 with SQLite).
+RATIFY_WRITE_LANES = int(os.environ.get("RATIFY_WRITE_LANES", "1"))
 
 # A player's seat is bound to the session cookie: keep it for a whole course.
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 120

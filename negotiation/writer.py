@@ -10,11 +10,15 @@ hops and commits per command. An idle server writes each command at once, alone.
 A command is answered only once its batch has committed, so an acknowledged command is in
 the log (the guarantee the fault tests check).
 
-With PostgreSQL a batch spends most of its time waiting for the database (row locks, round
-trips), so several batches are written at once, each by a thread of the writer's own with its
-own connection (``RATIFY_WRITE_LANES``, default 4): commands of different games do not wait
-for each other, and two batches that touch one game take its row lock in turn. SQLite
-serialises writers anyway: one lane, on the thread every other database call uses.
+With PostgreSQL a batch spends much of its time waiting for the database (round trips), and
+a process may write several batches at once, each by a thread of the writer's own with its
+own connection (``RATIFY_WRITE_LANES``, default 1). A game always goes to the same lane
+(its id modulo the lanes), so the lanes of one process never wait for each other's row
+locks, and every process splits the games the same way: a game's row lock is contended by
+at most one lane of each process. On a 2-core machine running its database, Redis and the
+load generator as well, more lanes only added contention (``bench/README.md``), hence the
+default; a machine with cores to spare and a database farther away may set more. SQLite
+serialises writers anyway: always one lane, on the thread every other database call uses.
 """
 
 from __future__ import annotations
@@ -32,27 +36,26 @@ from negotiation import frames, services
 
 #: At most this many commands per batch (a batch is one transaction).
 MAX_BATCH = 64
-#: Batches written at once with a database that locks rows (PostgreSQL).
-DEFAULT_LANES = 4
 
 
 def write_lanes() -> int:
-    """How many batches this process writes at once: ``RATIFY_WRITE_LANES``, else 1 with
-    SQLite and ``DEFAULT_LANES`` with any other database."""
-    configured = getattr(settings, "RATIFY_WRITE_LANES", None)
-    if configured:
-        return max(1, int(configured))
+    """How many batches this process writes at once: ``RATIFY_WRITE_LANES`` (default 1);
+    always 1 with SQLite."""
     engine = str(settings.DATABASES["default"]["ENGINE"])
-    return 1 if engine.endswith("sqlite3") else DEFAULT_LANES
+    if engine.endswith("sqlite3"):
+        return 1
+    return max(1, int(getattr(settings, "RATIFY_WRITE_LANES", 1) or 1))
 
 
 class Writer:
     """The batch writer of one event loop."""
 
     def __init__(self, lanes: int = 1) -> None:
-        self._pending: list[tuple[services.Request, asyncio.Future[services.Outcome]]] = []
+        self._pending: list[list[tuple[services.Request, asyncio.Future[services.Outcome]]]] = [
+            [] for _ in range(lanes)
+        ]
         self._lanes = lanes
-        self._running = 0
+        self._draining = [False] * lanes
         self._tasks: set[asyncio.Task[None]] = set()
         self._write: Callable[[Sequence[services.Request]], Any]
         if lanes == 1:
@@ -69,19 +72,21 @@ class Writer:
         Raises ``GameNotFoundError`` for an unknown game."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[services.Outcome] = loop.create_future()
-        self._pending.append((request, answer))
-        if self._running < self._lanes:
-            self._running += 1
-            task = loop.create_task(self._drain())
+        lane = request.game_id % self._lanes
+        self._pending[lane].append((request, answer))
+        if not self._draining[lane]:
+            self._draining[lane] = True
+            task = loop.create_task(self._drain(lane))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return await answer
 
-    async def _drain(self) -> None:
+    async def _drain(self, lane: int) -> None:
+        pending = self._pending[lane]
         try:
-            while self._pending:
-                batch = self._pending[:MAX_BATCH]
-                del self._pending[:MAX_BATCH]
+            while pending:
+                batch = pending[:MAX_BATCH]
+                del pending[:MAX_BATCH]
                 try:
                     results = await self._write([request for request, _ in batch])
                 except BaseException as failure:
@@ -104,7 +109,7 @@ class Writer:
                     else:
                         answer.set_result(result)
         finally:
-            self._running -= 1
+            self._draining[lane] = False
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Writer] = weakref.WeakKeyDictionary()
