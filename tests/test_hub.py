@@ -30,8 +30,8 @@ from negotiation.engine import commands as c
 from negotiation.engine import events as e
 from negotiation.hub import Hub, hub
 from negotiation.layers import ProcessChannelLayer
-from negotiation.runtime import runtime
-from tests.test_consumers import WAIT, Client, communicator, table
+from tests import test_consumers
+from tests.test_consumers import WAIT, Client, table
 
 pytestmark = [pytest.mark.timeout(30)]
 
@@ -490,27 +490,8 @@ async def test_publish_sends_one_message_with_its_origin_when_a_dashboard_watche
 OpenClient = Callable[..., Awaitable[Client]]
 
 
-@pytest.fixture
-async def connect() -> AsyncIterator[OpenClient]:
-    """Opens synced clients (``tests.test_consumers.Client``); closes them afterwards."""
-    opened: list[Client] = []
-
-    async def open_client(
-        code: str, session: str | None, *, host: bool = False, hello: int | bool | None = None
-    ) -> Client:
-        socket = communicator(code, session, host=host)
-        connected, _ = await socket.connect(timeout=WAIT)
-        assert connected
-        client = Client(socket)
-        opened.append(client)
-        if hello is not False:
-            await client.send({"type": "hello", "last_seq": hello})
-        return client
-
-    yield open_client
-    for client in opened:
-        await client.close()
-    await runtime.idle()
+#: Opens synced clients and closes them afterwards: the fixture of ``tests.test_consumers``.
+connect = test_consumers.connect
 
 
 async def open_table(connect: OpenClient) -> tuple[int, dict[str, Client]]:
