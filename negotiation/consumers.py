@@ -288,8 +288,9 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         if failed:
             # Still fetching meanwhile: new events wait, and closing the connection ends it.
             await asyncio.sleep(FETCH_RETRY_SECONDS)
-        elif self.last_sent == before:
-            # Nothing to fetch after all: wait for the game's next event rather than ask again.
+        elif self.last_sent == before and self.known_seq <= upto:
+            # Nothing stored up to ``upto`` after all: wait for the game's next event rather
+            # than ask again.
             self.known_seq = self.last_sent
         self._fetching = None
         await self._pump()
