@@ -4,17 +4,26 @@ Daphne's websocket transport drops the TCP connection of a client that breaks th
 for instance with a message over ``--websocket-max-message-size`` (1 MiB by default): the
 client sees a lost connection (1006) and reconnects as if the network had failed. Here it
 closes with the WebSocket close code instead (1009, message too big), so the client is told.
-Everything else is Daphne's own command line.
+
+Each websocket's scope also carries a server extension, ``frames.TEXT_SENDER``: a plain
+function that sends a text frame on that socket at once. A game event goes to every socket of
+the game, and the standard ASGI ``send`` costs, per frame, a session-middleware check and two
+coroutines before Daphne writes it; the consumer sends events and answers through the
+extension when the server offers it (and through ``send`` elsewhere, as under test
+communicators). Everything else is Daphne's own command line.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import daphne.server
 from daphne.cli import CommandLineInterface
 from daphne.ws_protocol import WebSocketFactory
+
+from negotiation.frames import TEXT_SENDER
 
 
 class ClosingWebSocketFactory(WebSocketFactory):  # type: ignore[misc]  # Daphne is untyped
@@ -22,6 +31,29 @@ class ClosingWebSocketFactory(WebSocketFactory):  # type: ignore[misc]  # Daphne
 
     def setProtocolOptions(self, **options: Any) -> None:
         super().setProtocolOptions(**options, failByDrop=False)
+
+
+class DirectSendServer(daphne.server.Server):  # type: ignore[misc]  # Daphne is untyped
+    """Daphne's server, offering each websocket application ``TEXT_SENDER`` in its scope."""
+
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+        if scope.get("type") == "websocket":
+            scope.setdefault("extensions", {})[TEXT_SENDER] = {"send": self._text_sender(protocol)}
+        return super().create_application(protocol, scope)
+
+    def _text_sender(self, protocol: Any) -> Callable[[str], bool]:
+        def send_text(text: str) -> bool:
+            """Send ``text`` as a text frame now; False (nothing done) until the handshake is
+            complete, when the ASGI ``send`` must be used. On a closed or closing connection
+            the frame is dropped, as Daphne's own ``send`` drops it."""
+            if protocol.state == protocol.STATE_OPEN:
+                connection = self.connections.get(protocol)
+                if connection is not None and not connection.get("disconnected"):
+                    protocol.sendMessage(text.encode("utf-8"), False)
+                return True
+            return bool(protocol.state != protocol.STATE_CONNECTING)
+
+        return send_text
 
 
 #: Seconds a thread holding the GIL may run before a waiting thread gets it (Python's
@@ -34,6 +66,7 @@ SWITCH_INTERVAL = 0.0005
 def main() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL)
     daphne.server.WebSocketFactory = ClosingWebSocketFactory
+    CommandLineInterface.server_class = DirectSendServer
     CommandLineInterface.entrypoint()
 
 

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -62,6 +62,8 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
     #: Saying hello: events wait until the snapshot or catch-up is decided.
     _greeting: bool = False
     _joined: bool = False
+    #: The server's synchronous text sender (``frames.TEXT_SENDER``), when it offers one.
+    _send_text: Callable[[str], bool] | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a hop to a worker
@@ -103,6 +105,9 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         await hub().join(self.binding.game_id, self)
         self._joined = True
         await self.accept()
+        offered = self.scope.get("extensions", {}).get(frames.TEXT_SENDER)
+        if isinstance(offered, dict) and callable(offered.get("send")):
+            self._send_text = offered["send"]
         runtime.start()
         runtime.watch(self.binding.game_id)
         await self._announce("presence.join")
@@ -304,8 +309,8 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         assert self.binding is not None and self.scenario is not None
         shown = visible_shared(self.scenario, event, self.binding.viewer, settings=self.settings)
         self.last_sent = seq
-        # Straight to the server's send: the hottest line of the process.
-        await self.base_send({"type": "websocket.send", "text": frames.event_text(seq, shown)})
+        # Straight to the server: the hottest line of the process.
+        await self._send_raw(frames.event_text(seq, shown))
         if self._loses_its_seat(seq, event):
             self._become_spectator()
 
@@ -421,4 +426,11 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         )
 
     async def _send(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame, separators=(",", ":"), allow_nan=False))
+        await self._send_raw(json.dumps(frame, separators=(",", ":"), allow_nan=False))
+
+    async def _send_raw(self, text: str) -> None:
+        """Send a text frame: through the server's own sender when it offers one, else through
+        the ASGI ``send``. Both write before returning, so frames keep their order."""
+        send_text = self._send_text
+        if send_text is None or not send_text(text):
+            await self.base_send({"type": "websocket.send", "text": text})

@@ -17,6 +17,11 @@ from typing import Any
 
 from negotiation.engine import events as e
 
+#: The ASGI scope extension through which the project's server (``config.serve``) offers a
+#: websocket application a synchronous text sender: ``scope["extensions"][TEXT_SENDER]["send"]``
+#: is ``send(text) -> bool``, False when the frame must go through the ASGI ``send`` instead.
+TEXT_SENDER = "ratify.send_text"
+
 #: Entries kept in each cache (a few seconds of a busy server's events).
 CACHE_SIZE = 4096
 

@@ -490,7 +490,7 @@ class _Rows:
 
     def flush(self) -> None:
         # One moment for the whole batch, prepared for the database once.
-        created = _field(GameEvent, "created").get_db_prep_save(timezone.now(), connection)
+        created = _created_field().get_db_prep_save(timezone.now(), connection)
         if self.events:
             _insert(GameEvent, EVENT_FIELDS, [(*row, created) for row in self.events])
         if self.commands:
@@ -508,8 +508,32 @@ def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
     return field
 
 
+@functools.cache
+def _created_field() -> models.Field[Any, Any]:
+    return _field(GameEvent, "created")
+
+
 def _column(model: type[models.Model], name: str) -> str:
     return connection.ops.quote_name(str(_field(model, name).column))
+
+
+@functools.cache
+def _insert_statement(
+    model: type[models.Model], fields: tuple[str, ...], vendor: str
+) -> tuple[str, tuple[tuple[int, models.Field[Any, Any]], ...]]:
+    """The ``INSERT`` of ``_insert`` for a database ``vendor`` (quoting differs), and the JSON
+    columns it must prepare: made once per process instead of once per batch."""
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        connection.ops.quote_name(model._meta.db_table),
+        ", ".join(_column(model, name) for name in fields),
+        ", ".join(["%s"] * len(fields)),
+    )
+    json_columns = tuple(
+        (index, field)
+        for index, field in enumerate(_field(model, name) for name in fields)
+        if isinstance(field, models.JSONField)
+    )
+    return sql, json_columns
 
 
 def _insert(model: type[models.Model], fields: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
@@ -518,16 +542,7 @@ def _insert(model: type[models.Model], fields: Sequence[str], rows: list[tuple[A
     call is saved. Values go to the database as given (ids, text, numbers, booleans, and
     moments already prepared by their field), except JSON, which its field prepares here as
     the ORM does. Raises ``IntegrityError`` for a row that breaks a constraint."""
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        connection.ops.quote_name(model._meta.db_table),
-        ", ".join(_column(model, name) for name in fields),
-        ", ".join(["%s"] * len(fields)),
-    )
-    json_columns = [
-        (index, field)
-        for index, field in enumerate(_field(model, name) for name in fields)
-        if isinstance(field, models.JSONField)
-    ]
+    sql, json_columns = _insert_statement(model, tuple(fields), connection.vendor)
     prepared: list[Any] = rows
     if json_columns:
         prepared = []
@@ -575,11 +590,7 @@ def _append(
 def _project_many(written: Sequence[tuple[int, GameState, Sequence[StoredEvent]]]) -> None:
     """Bring ``Game`` and ``Seat`` in line with the states new events lead to: one
     ``UPDATE`` statement for every game, then the seats of games whose seats changed."""
-    quote = connection.ops.quote_name
-    sql = "UPDATE {} SET {} = %s, {} = %s, {} = %s, {} = %s WHERE {} = %s".format(
-        quote(Game._meta.db_table),
-        *(_column(Game, name) for name in ("status", "phase", "deadline", "last_seq", "id")),
-    )
+    sql = _projection_statement(connection.vendor)
     with connection.cursor() as cursor:
         cursor.executemany(
             sql,
@@ -590,6 +601,15 @@ def _project_many(written: Sequence[tuple[int, GameState, Sequence[StoredEvent]]
         )
     for game_id, _, stored in written:
         _project_seats(game_id, stored)
+
+
+@functools.cache
+def _projection_statement(vendor: str) -> str:
+    """The ``UPDATE`` of ``_project_many`` for a database ``vendor``, made once."""
+    return "UPDATE {} SET {} = %s, {} = %s, {} = %s, {} = %s WHERE {} = %s".format(
+        connection.ops.quote_name(Game._meta.db_table),
+        *(_column(Game, name) for name in ("status", "phase", "deadline", "last_seq", "id")),
+    )
 
 
 def _status_of(state: GameState) -> str:

@@ -200,6 +200,12 @@ class GameDefaults:
     deadlines: Deadlines = field(default_factory=Deadlines)
 
 
+#: Scenarios whose members ``Scenario.member`` has indexed, by identity (each entry holds its
+#: scenario, so an id is not reused while indexed).
+MEMBER_INDEX_SIZE = 256
+_member_index: dict[int, tuple[Scenario, dict[str, Member]]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     schema: int
@@ -239,10 +245,17 @@ class Scenario:
 
     def member(self, key: str) -> Member:
         """Raises ``KeyError`` for an unknown member key."""
-        for m in self.members:
-            if m.key == key:
-                return m
-        raise KeyError(key)
+        entry = _member_index.get(id(self))
+        if entry is None or entry[0] is not self:
+            # Asked for every event and every viewer: index the members once per scenario.
+            if len(_member_index) >= MEMBER_INDEX_SIZE:
+                _member_index.clear()
+            entry = (self, {m.key: m for m in self.members})
+            _member_index[id(self)] = entry
+        try:
+            return entry[1][key]
+        except KeyError:
+            raise KeyError(key) from None
 
     def country(self, key: str) -> Country:
         """Raises ``KeyError`` for an unknown country key."""

@@ -49,6 +49,9 @@ from negotiation.engine.scenario import (
 from negotiation.engine.state import GameState
 
 SPECTATOR = "spectator"
+#: Another's ballot as a viewer sees it: turnout, not the vote. One object for every viewer,
+#: so that a server encodes its frame once.
+HIDDEN_BALLOT = e.BallotCast(by="", yes=None)
 PRIVATE_MEMBER_FIELDS = ("ideal", "salience", "reservation", "briefing")
 
 
@@ -185,7 +188,7 @@ def _visible(scenario: Scenario, event: e.Event, viewer: str, *, regime: bool) -
     if isinstance(event, e.StrawPollOpened | e.StrawPollClosed):
         return event if own_country is not None and own_country == event.country else None
     if isinstance(event, e.BallotCast):
-        return event if viewer == event.by else e.BallotCast(by="", yes=None)
+        return event if viewer == event.by else HIDDEN_BALLOT
     if isinstance(event, e.StrawPollAnswered):
         if viewer == event.by:
             return event
