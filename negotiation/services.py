@@ -54,8 +54,10 @@ RETRY_PAUSE_SECONDS = 0.002
 #: Refusals that time lifts: not recorded under the command id, so the same id (a deadline
 #: timer that fired early by this process's clock) may be tried again and applied.
 PASSING_REFUSALS = frozenset({"deadline_not_reached"})
-#: Folded states kept in memory per process.
-STATE_CACHE_SIZE = 256
+#: Folded states kept in memory per process: more than the games one process serves at once
+#: (a state missing here is folded again from the whole log, for every command of its game).
+#: A game's state is a few tens of KiB; its 8 connections take more.
+STATE_CACHE_SIZE = 4096
 
 #: Who issued a command, for the command-id records: the server's clock and the bots.
 SYSTEM_ISSUER = "system"
@@ -517,16 +519,21 @@ def _column(model: type[models.Model], name: str) -> str:
     return connection.ops.quote_name(str(_field(model, name).column))
 
 
+#: At most this many rows per ``INSERT`` statement (databases limit a statement's parameters).
+INSERT_ROWS = 200
+
+
 @functools.cache
 def _insert_statement(
-    model: type[models.Model], fields: tuple[str, ...], vendor: str
+    model: type[models.Model], fields: tuple[str, ...], rows: int, vendor: str
 ) -> tuple[str, tuple[tuple[int, models.Field[Any, Any]], ...]]:
-    """The ``INSERT`` of ``_insert`` for a database ``vendor`` (quoting differs), and the JSON
-    columns it must prepare: made once per process instead of once per batch."""
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+    """The ``INSERT`` of ``rows`` rows for ``_insert`` on a database ``vendor`` (quoting
+    differs), and the JSON columns it must prepare: made once per process and row count."""
+    row = "({})".format(", ".join(["%s"] * len(fields)))
+    sql = "INSERT INTO {} ({}) VALUES {}".format(
         connection.ops.quote_name(model._meta.db_table),
         ", ".join(_column(model, name) for name in fields),
-        ", ".join(["%s"] * len(fields)),
+        ", ".join([row] * rows),
     )
     json_columns = tuple(
         (index, field)
@@ -538,21 +545,26 @@ def _insert_statement(
 
 def _insert(model: type[models.Model], fields: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
     """Insert ``rows`` (values of ``fields``, in order) into ``model``'s table with one
-    ``executemany``: the statement is the same for every row, so the ORM's compiling it per
-    call is saved. Values go to the database as given (ids, text, numbers, booleans, and
-    moments already prepared by their field), except JSON, which its field prepares here as
-    the ORM does. Raises ``IntegrityError`` for a row that breaks a constraint."""
-    sql, json_columns = _insert_statement(model, tuple(fields), connection.vendor)
-    prepared: list[Any] = rows
-    if json_columns:
-        prepared = []
-        for row in rows:
-            values = list(row)
-            for index, field in json_columns:
-                values[index] = field.get_db_prep_save(values[index], connection)
-            prepared.append(values)
+    statement (per ``INSERT_ROWS``): one round trip, one parse by the database and one step
+    of the database thread, instead of the ORM's compiling and sending a statement per row.
+    Values go to the database as given (ids, text, numbers, booleans, and moments already
+    prepared by their field), except JSON, which its field prepares here as the ORM does.
+    Raises ``IntegrityError`` for a row that breaks a constraint."""
+    names = tuple(fields)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, prepared)
+        for start in range(0, len(rows), INSERT_ROWS):
+            chunk = rows[start : start + INSERT_ROWS]
+            sql, json_columns = _insert_statement(model, names, len(chunk), connection.vendor)
+            params: list[Any] = []
+            for row in chunk:
+                if json_columns:
+                    values = list(row)
+                    for index, field in json_columns:
+                        values[index] = field.get_db_prep_save(values[index], connection)
+                    params.extend(values)
+                else:
+                    params.extend(row)
+            cursor.execute(sql, params)
 
 
 def _append(
@@ -587,29 +599,50 @@ def _append(
     return stored, after
 
 
+#: The ``Game`` columns the projection sets, from a game's state.
+PROJECTED = ("status", "phase", "deadline", "last_seq")
+
+
 def _project_many(written: Sequence[tuple[int, GameState, Sequence[StoredEvent]]]) -> None:
-    """Bring ``Game`` and ``Seat`` in line with the states new events lead to: one
-    ``UPDATE`` statement for every game, then the seats of games whose seats changed."""
-    sql = _projection_statement(connection.vendor)
+    """Bring ``Game`` and ``Seat`` in line with the states new events lead to: one ``UPDATE``
+    statement for all the games, then the seats of games whose seats changed."""
+    rows = [
+        (game_id, (_status_of(state), state.phase, state.deadline, state.seq))
+        for game_id, state, _ in written
+    ]
     with connection.cursor() as cursor:
-        cursor.executemany(
-            sql,
-            [
-                (_status_of(state), state.phase, state.deadline, state.seq, game_id)
-                for game_id, state, _ in written
-            ],
-        )
+        if len(rows) == 1:
+            [(game_id, values)] = rows
+            cursor.execute(_projection_statement(1, connection.vendor), [*values, game_id])
+        elif rows:
+            params: list[Any] = []
+            for column in range(len(PROJECTED)):
+                for game_id, values in rows:
+                    params += (game_id, values[column])
+            params += (game_id for game_id, _ in rows)
+            cursor.execute(_projection_statement(len(rows), connection.vendor), params)
     for game_id, _, stored in written:
         _project_seats(game_id, stored)
 
 
 @functools.cache
-def _projection_statement(vendor: str) -> str:
-    """The ``UPDATE`` of ``_project_many`` for a database ``vendor``, made once."""
-    return "UPDATE {} SET {} = %s, {} = %s, {} = %s, {} = %s WHERE {} = %s".format(
-        connection.ops.quote_name(Game._meta.db_table),
-        *(_column(Game, name) for name in ("status", "phase", "deadline", "last_seq", "id")),
-    )
+def _projection_statement(games: int, vendor: str) -> str:
+    """The ``UPDATE`` of ``_project_many`` for ``games`` games on a database ``vendor``, made
+    once per process and count: for several games, each column is a ``CASE`` on the id (cast
+    to the column's type, so that a column of NULLs is still of its type)."""
+    quote = connection.ops.quote_name
+    table = quote(Game._meta.db_table)
+    key = _column(Game, "id")
+    if games == 1:
+        assignments = ", ".join(f"{_column(Game, name)} = %s" for name in PROJECTED)
+        return f"UPDATE {table} SET {assignments} WHERE {key} = %s"
+    cases = []
+    for name in PROJECTED:
+        cast = _field(Game, name).cast_db_type(connection)
+        whens = " ".join([f"WHEN %s THEN CAST(%s AS {cast})"] * games)
+        cases.append(f"{_column(Game, name)} = CASE {key} {whens} END")
+    ids = ", ".join(["%s"] * games)
+    return f"UPDATE {table} SET {', '.join(cases)} WHERE {key} IN ({ids})"
 
 
 def _status_of(state: GameState) -> str:

@@ -173,3 +173,58 @@ def start_with_deadline_in(code: str, seconds: float) -> None:
     )
     assert outcome.accepted, outcome
     print(json.dumps({"seq": outcome.last_seq, "deadline": outcome.state.deadline}))  # type: ignore[union-attr]
+
+
+def batch_of_games(codes: list[str]) -> None:
+    """Start the games, then write one batch with commands of every game (two of the first,
+    and more events than one ``INSERT`` takes), and print what the database holds."""
+    from negotiation.models import Game, GameCommand
+
+    games = [services.game_by_code(code) for code in codes]
+    for game in games:
+        services.submit(game_id=game.pk, command=c.StartGame(c.INSTRUCTOR), issuer="test")
+    requests = [
+        services.Request(game.pk, c.Chat("A-chief", "table", f"{game.code}-{n}"), "p", f"{n}")
+        for n in range(services.INSERT_ROWS // len(games) + 2)
+        for game in games
+    ]
+    results = services.submit_many(requests)
+    rows = {
+        game.code: {
+            "last_seq": game.last_seq,
+            "phase": game.phase,
+            "status": game.status,
+            "deadline": game.deadline,
+        }
+        for game in Game.objects.filter(pk__in=[g.pk for g in games])
+    }
+    states = {
+        game.code: {
+            "seq": services.load_state(game.pk).seq,
+            "phase": services.load_state(game.pk).phase,
+            "deadline": services.load_state(game.pk).deadline,
+        }
+        for game in games
+    }
+    texts = {
+        game.code: [
+            payload["text"]
+            for payload in GameEvent.objects.filter(game=game, type="chat_posted")
+            .order_by("seq")
+            .values_list("payload", flat=True)
+        ]
+        for game in games
+    }
+    print(
+        json.dumps(
+            {
+                "vendor": connection.vendor,
+                "accepted": [getattr(r, "accepted", None) for r in results],
+                "requests": len(requests),
+                "commands": GameCommand.objects.filter(issuer="p").count(),
+                "rows": rows,
+                "states": states,
+                "texts": texts,
+            }
+        )
+    )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
+from tests.fault_support import new_game
 from tests.live import REDIS_URL, create_game, manage, postgres_database, require, server_env
 
 pytestmark = pytest.mark.timeout(300)
@@ -100,6 +103,49 @@ def test_concurrent_writers_on_postgresql_each_get_their_own_seq() -> None:
         assert seqs == list(range(1, len(seqs) + 1))
         # The writers queue on the game's row lock instead of colliding on the next seq.
         assert result["conflicts"] == 0
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_batch_of_several_games_is_written_and_projected_on_each_database(
+    database: str, tmp_path: Path
+) -> None:
+    """One statement per table for the whole batch: every event, command record and game row
+    as the single writes would leave them (a column of NULL deadlines keeps its type)."""
+    with contextlib.ExitStack() as stack:
+        if database == "postgresql":
+            url = stack.enter_context(postgres_database())
+        else:
+            url = f"sqlite:///{tmp_path / 'batch.sqlite3'}"
+        env = server_env(DATABASE_URL=url)
+        manage(env, "migrate", "--noinput")
+        manage(env, "load_scenarios")
+        no_deadlines = {"level1": None, "level2": None, "compliance": None}
+        codes = [new_game(env, "gatt", deadlines=no_deadlines)["code"] for _ in range(2)]
+        codes.append(new_game(env, "gatt")["code"])
+        result: dict[str, Any] = json.loads(
+            manage(
+                env,
+                "shell",
+                "-c",
+                f"from tests.backend_scripts import batch_of_games; batch_of_games({codes!r})",
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+    assert result["vendor"] == database
+    assert result["accepted"] == [True] * result["requests"]
+    assert result["commands"] == result["requests"]
+    for code in codes:
+        row, state = result["rows"][code], result["states"][code]
+        assert row["last_seq"] == state["seq"]
+        assert row["phase"] == state["phase"]
+        assert row["status"] == "active"
+        assert row["deadline"] == state["deadline"]
+        assert result["texts"][code] == [f"{code}-{n}" for n in range(len(result["texts"][code]))]
+        assert len(result["texts"][code]) == result["requests"] // len(codes)
+    # The game with phase deadlines has one; the others hold NULL.
+    assert result["rows"][codes[2]]["deadline"] is not None
+    assert result["rows"][codes[0]]["deadline"] is None
 
 
 def test_a_writer_with_a_stale_state_collides_reloads_and_applies_once() -> None:
