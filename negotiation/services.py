@@ -320,16 +320,24 @@ def _lock_games(game_ids: Sequence[int]) -> dict[int, int] | None:
     serialises whole write transactions). Raises ``GameNotFoundError`` for a missing game."""
     if not connection.features.has_select_for_update:
         return None
-    rows = dict(
-        Game.objects.select_for_update()
-        .filter(pk__in=game_ids)
-        .order_by("pk")
-        .values_list("pk", "last_seq")
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_lock_statement(len(game_ids), connection.vendor), sorted(game_ids))
+        rows: dict[int, int] = dict(cursor.fetchall())
     for game_id in game_ids:
         if game_id not in rows:
             raise GameNotFoundError(game_id)
     return rows
+
+
+@functools.cache
+def _lock_statement(games: int, vendor: str) -> str:
+    """``_lock_games``'s ``SELECT ... FOR UPDATE`` of ``games`` rows, made once per count."""
+    return "SELECT {id}, {last_seq} FROM {table} WHERE {id} IN ({ids}) ORDER BY {id} FOR UPDATE".format(
+        id=_column(Game, "id"),
+        last_seq=_column(Game, "last_seq"),
+        table=connection.ops.quote_name(Game._meta.db_table),
+        ids=", ".join(["%s"] * games),
+    )
 
 
 def _write(

@@ -5,7 +5,10 @@ the hops queue behind each other, and each SQL statement of a command waits for 
 loop's thread to hand the GIL back. The writer collects the commands that arrive while a batch
 is being written and writes them all in the next hop, in one transaction
 (``services.submit_many``): the busier the server, the bigger the batches and the fewer the
-hops and commits per command. An idle server writes each command at once, alone.
+hops and commits per command. An idle server writes each command at once, alone; a busy
+lane starts a batch at most every ``MIN_BATCH_INTERVAL`` (3 ms), so that commands share
+batches before the server is overloaded (two processes on PostgreSQL: fewer commits and row
+locks for the other process to wait on).
 
 A command is answered only once its batch has committed, so an acknowledged command is in
 the log (the guarantee the fault tests check).
@@ -36,6 +39,11 @@ from negotiation import frames, services
 
 #: At most this many commands per batch (a batch is one transaction).
 MAX_BATCH = 64
+#: A lane starts a batch at most this often (seconds). A busy server's commands then wait up
+#: to this long to share a batch: a batch of one costs the database thread about four times
+#: as much per command as a batch of eight (``bench/README.md``). A command that finds its
+#: lane idle for longer is written at once.
+MIN_BATCH_INTERVAL = 0.003
 
 
 def write_lanes() -> int:
@@ -56,6 +64,7 @@ class Writer:
         ]
         self._lanes = lanes
         self._draining = [False] * lanes
+        self._last_start = [float("-inf")] * lanes
         self._tasks: set[asyncio.Task[None]] = set()
         self._write: Callable[[Sequence[services.Request]], Any]
         if lanes == 1:
@@ -83,8 +92,13 @@ class Writer:
 
     async def _drain(self, lane: int) -> None:
         pending = self._pending[lane]
+        loop = asyncio.get_running_loop()
         try:
             while pending:
+                wait = self._last_start[lane] + MIN_BATCH_INTERVAL - loop.time()
+                if wait > 0 and len(pending) < MAX_BATCH:
+                    await asyncio.sleep(wait)
+                self._last_start[lane] = loop.time()
                 batch = pending[:MAX_BATCH]
                 del pending[:MAX_BATCH]
                 try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,3 +65,37 @@ async def test_each_game_keeps_its_lane_and_lanes_write_at_once(
         assert len({g % 2 for g in games}) == 1
     assert all(name.startswith("ratify-writer") for name, _ in batches)
     assert sorted(g for _, games in batches for g in games) == [2, 3, 4, 5, 6, 7]
+
+
+async def test_a_busy_lane_gathers_commands_for_a_moment_and_an_idle_one_writes_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    interval = 0.3
+    monkeypatch.setattr(writer, "MIN_BATCH_INTERVAL", interval)
+    batches: list[tuple[float, list[int]]] = []
+
+    def submit_many(requests: Sequence[services.Request]) -> list[Any]:
+        batches.append((time.monotonic(), [r.game_id for r in requests]))
+        return [
+            services.Outcome(accepted=True, last_seq=r.game_id, events=(), state=None)
+            for r in requests
+        ]
+
+    monkeypatch.setattr(services, "submit_many", submit_many)
+    lane = writer.Writer(lanes=2)  # its own threads: the test's database is not involved
+    started = time.monotonic()
+    await lane.submit(request(2, 1))
+    # Idle before: written at once.
+    assert batches[0][0] - started < interval / 2
+    # Just after a batch: these wait for the interval and go together.
+    second = asyncio.ensure_future(lane.submit(request(4, 2)))
+    await asyncio.sleep(interval / 6)
+    third = asyncio.ensure_future(lane.submit(request(6, 3)))
+    await asyncio.wait_for(asyncio.gather(second, third), 5)
+    assert [games for _, games in batches] == [[2], [4, 6]]
+    assert batches[1][0] - batches[0][0] >= interval * 0.9
+    # Idle for longer than the interval: at once again.
+    await asyncio.sleep(interval * 1.2)
+    before = time.monotonic()
+    await lane.submit(request(8, 4))
+    assert batches[2][0] - before < interval / 2
