@@ -252,6 +252,15 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         if batch:
             await self.take_upto(batch[-1][0])
 
+    def take_now(self, batch: Sequence[tuple[int, e.Event]]) -> bool:
+        """``take`` without awaiting: True when done, False when ``take`` must be awaited (the
+        server offers no synchronous sender)."""
+        if self._send_text is None:
+            return False
+        if batch and batch[-1][0] > self.known_seq:
+            self.known_seq = batch[-1][0]
+        return self._pump_now()
+
     async def take_upto(self, seq: int) -> None:
         """Send what the client lacks up to ``seq``. Waits for nothing but the socket: a gap
         the process's recent events cannot fill is fetched by a task (``_fetch``)."""
@@ -270,6 +279,29 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
                 self._fetching = asyncio.get_running_loop().create_task(self._fetch(self.known_seq))
                 return
             await self._send_event(seq, event)
+
+    def _pump_now(self) -> bool:
+        """``_pump`` through the server's synchronous sender; False, with nothing left half
+        done, when a frame must go through the ASGI ``send`` instead (then ``_pump`` goes on)."""
+        binding, send_text = self.binding, self._send_text
+        if send_text is None:
+            return False
+        if binding is None or self.last_sent is None or self._greeting:
+            return True
+        while self._fetching is None and self.last_sent < self.known_seq:
+            seq = self.last_sent + 1
+            event = frames.recent_event(binding.game_id, seq)
+            if event is None:
+                self._fetching = asyncio.get_running_loop().create_task(self._fetch(self.known_seq))
+                return True
+            assert self.scenario is not None
+            shown = visible_shared(self.scenario, event, binding.viewer, settings=self.settings)
+            if not send_text(frames.event_text(seq, shown)):
+                return False
+            self.last_sent = seq
+            if self._loses_its_seat(seq, event):
+                self._become_spectator()
+        return True
 
     async def _fetch(self, upto: int) -> None:
         """Send the events after ``last_sent`` up to ``upto`` from the database; after a

@@ -71,6 +71,9 @@ class FakeMember:
         self.batches: list[Sequence[tuple[int, e.Event]]] = []
         self.messages: list[dict[str, Any]] = []
 
+    def take_now(self, batch: Sequence[tuple[int, e.Event]]) -> bool:
+        return False
+
     async def take(self, batch: Sequence[tuple[int, e.Event]]) -> None:
         self.order.append(self.name)
         self.batches.append(batch)
@@ -81,6 +84,19 @@ class FakeMember:
     @property
     def seqs(self) -> list[int]:
         return [seq for batch in self.batches for seq, _ in batch]
+
+
+class SyncMember(FakeMember):
+    """Takes every batch at once, without a coroutine (as a connection with the server's
+    synchronous sender does); awaiting ``take`` would be a mistake."""
+
+    def take_now(self, batch: Sequence[tuple[int, e.Event]]) -> bool:
+        self.order.append(self.name)
+        self.batches.append(batch)
+        return True
+
+    async def take(self, batch: Sequence[tuple[int, e.Event]]) -> None:
+        raise AssertionError("take awaited although take_now took the batch")
 
 
 class FailingMember(FakeMember):
@@ -428,6 +444,19 @@ async def test_publish_hands_the_batch_to_first_before_the_others(
     # Nothing to publish: nothing handed out.
     await the_hub.publish(GAME, [])
     assert len(order) == 6
+
+
+async def test_members_that_take_at_once_are_handed_the_batch_in_the_same_order(
+    the_hub: Hub, observed: RecordingRuntime
+) -> None:
+    order: list[str] = []
+    members = [SyncMember("one", order), FakeMember("two", order), SyncMember("three", order)]
+    for member in members:
+        await the_hub.join(GAME, member)
+    stored = [chat(1, "a"), chat(2, "b")]
+    await the_hub.publish(GAME, stored, first=members[2])
+    assert order == ["three", "one", "two"]
+    assert all(m.batches == [[(1, stored[0].event), (2, stored[1].event)]] for m in members)
 
 
 async def test_a_member_that_fails_to_take_does_not_stop_the_others(
