@@ -9,11 +9,38 @@ from typing import Any
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from config.serve import DirectSendServer
+from config.serve import DirectSendServer, text_frame
 from negotiation import frames
 from tests.test_consumers import WAIT, Client, communicator, table
 
 pytestmark = [pytest.mark.timeout(30)]
+
+
+class FakeTransport:
+    """What the sender uses of Twisted's TCP connection."""
+
+    def __init__(self, *, tls: bool = False, takes: int | None = None, lost: bool = False) -> None:
+        self.TLS = tls
+        self.connected = True
+        self.disconnecting = False
+        self._tempDataBuffer: list[bytes] = []
+        self.dataBuffer = b""
+        self.offset = 0
+        #: Bytes the socket takes per call (None: all of them).
+        self.takes = takes
+        self.lost = lost
+        self.on_the_wire: list[bytes] = []
+        self.buffered: list[bytes] = []
+
+    def writeSomeData(self, data: bytes) -> int | Exception:  # Twisted's name
+        if self.lost:
+            return ConnectionError("lost")
+        taken = len(data) if self.takes is None else min(self.takes, len(data))
+        self.on_the_wire.append(bytes(data[:taken]))
+        return taken
+
+    def write(self, data: bytes) -> None:
+        self.buffered.append(bytes(data))
 
 
 class FakeProtocol:
@@ -23,9 +50,13 @@ class FakeProtocol:
     STATE_OPEN = 3
     STATE_CLOSING = 2
     STATE_CLOSED = 0
+    SEND_STATE_GROUND = 0
 
-    def __init__(self, state: int) -> None:
+    def __init__(self, state: int, transport: FakeTransport | None = None) -> None:
         self.state = state
+        self.send_state = self.SEND_STATE_GROUND
+        self._perMessageCompress: object | None = None
+        self.transport = transport if transport is not None else FakeTransport(tls=True)
         self.sent: list[tuple[bytes, bool]] = []
 
     def sendMessage(self, payload: bytes, binary: bool) -> None:  # autobahn's name
@@ -93,6 +124,68 @@ def test_a_connection_daphne_forgot_gets_nothing() -> None:
     server.connections = {}
     assert send_text("x") is True
     assert protocol.sent == []
+
+
+# --------------------------------------------------------------------------------------------
+# Straight to the socket
+
+
+@pytest.mark.parametrize(
+    ("size", "header"),
+    [
+        (5, b"\x81\x05"),
+        (125, b"\x81\x7d"),
+        (126, b"\x81\x7e\x00\x7e"),
+        (70_000, b"\x81\x7f" + (70_000).to_bytes(8, "big")),
+    ],
+)
+def test_a_text_frame_is_a_whole_unmasked_frame_with_the_payloads_length(
+    size: int, header: bytes
+) -> None:
+    payload = b"x" * size
+    assert text_frame(payload) == header + payload
+
+
+def test_at_rest_a_frame_goes_to_the_socket_at_once() -> None:
+    transport = FakeTransport()
+    protocol = FakeProtocol(FakeProtocol.STATE_OPEN, transport)
+    assert sender_for(protocol)("caf\u00e9") is True
+    assert transport.on_the_wire == [text_frame("caf\u00e9".encode())]
+    assert transport.buffered == [] and protocol.sent == []
+
+
+def test_what_the_socket_does_not_take_is_left_to_twisted() -> None:
+    transport = FakeTransport(takes=3)
+    protocol = FakeProtocol(FakeProtocol.STATE_OPEN, transport)
+    sender_for(protocol)("hello")
+    frame = text_frame(b"hello")
+    assert transport.on_the_wire == [frame[:3]]
+    assert transport.buffered == [frame[3:]]
+
+
+def test_on_a_lost_connection_the_frame_is_left_to_twisted() -> None:
+    transport = FakeTransport(lost=True)
+    protocol = FakeProtocol(FakeProtocol.STATE_OPEN, transport)
+    sender_for(protocol)("hello")
+    assert transport.buffered == [text_frame(b"hello")]
+
+
+@pytest.mark.parametrize("busy", ["tls", "waiting", "pending", "in_a_message", "compressing"])
+def test_unless_the_connection_is_plain_tcp_at_rest_autobahn_sends_the_frame(busy: str) -> None:
+    transport = FakeTransport(tls=busy == "tls")
+    protocol = FakeProtocol(FakeProtocol.STATE_OPEN, transport)
+    if busy == "waiting":
+        transport._tempDataBuffer.append(b"earlier")
+    elif busy == "pending":
+        transport.dataBuffer, transport.offset = b"earlier", 3
+    elif busy == "in_a_message":
+        protocol.send_state = 1
+    elif busy == "compressing":
+        protocol._perMessageCompress = object()
+    sender_for(protocol)("later")
+    # Behind what waits, in order: autobahn writes it through Twisted's buffer.
+    assert protocol.sent == [(b"later", False)]
+    assert transport.on_the_wire == []
 
 
 # --------------------------------------------------------------------------------------------
