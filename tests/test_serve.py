@@ -4,11 +4,14 @@ application (``frames.TEXT_SENDER``), and the game consumer sending through it."
 from __future__ import annotations
 
 import asyncio
+import gc
+import sys
 from typing import Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from config import serve
 from config.serve import DirectSendServer, text_frame
 from negotiation import frames
 from tests.test_consumers import WAIT, Client, communicator, table
@@ -247,3 +250,15 @@ async def test_the_consumer_sends_through_the_servers_sender_when_offered(accept
     finally:
         for client in clients:
             await client.close()
+
+
+def test_a_server_process_switches_threads_often_and_collects_garbage_rarely() -> None:
+    interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
+    try:
+        serve.tune_runtime()
+        assert sys.getswitchinterval() == pytest.approx(serve.SWITCH_INTERVAL)
+        assert gc.get_threshold() == serve.GC_THRESHOLDS
+        assert serve.GC_THRESHOLDS[0] > thresholds[0]
+    finally:
+        sys.setswitchinterval(interval)
+        gc.set_threshold(*thresholds)
