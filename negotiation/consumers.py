@@ -254,7 +254,7 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
 
     def take_now(self, batch: Sequence[tuple[int, e.Event]]) -> bool:
         """``take`` without awaiting: True when done, False when ``take`` must be awaited (the
-        server offers no synchronous sender)."""
+        server offers no synchronous sender, or it refused a frame)."""
         if self._send_text is None:
             return False
         if batch and batch[-1][0] > self.known_seq:
@@ -269,39 +269,42 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         await self._pump()
 
     async def _pump(self) -> None:
-        binding = self.binding
-        if binding is None or self.last_sent is None or self._greeting:
+        if self._pump_now():
             return
-        while self._fetching is None and self.last_sent < self.known_seq:
-            seq = self.last_sent + 1
-            event = frames.recent_event(binding.game_id, seq)
-            if event is None:
-                self._fetching = asyncio.get_running_loop().create_task(self._fetch(self.known_seq))
-                return
-            await self._send_event(seq, event)
+        while (pending := self._next_to_send()) is not None:
+            await self._send_event(*pending)
 
     def _pump_now(self) -> bool:
-        """``_pump`` through the server's synchronous sender; False, with nothing left half
-        done, when a frame must go through the ASGI ``send`` instead (then ``_pump`` goes on)."""
-        binding, send_text = self.binding, self._send_text
+        """``_pump`` through the server's synchronous sender, without a coroutine; False when a
+        frame must go through the ASGI ``send`` instead (``_pump`` goes on from there)."""
+        send_text = self._send_text
         if send_text is None:
             return False
-        if binding is None or self.last_sent is None or self._greeting:
-            return True
-        while self._fetching is None and self.last_sent < self.known_seq:
-            seq = self.last_sent + 1
-            event = frames.recent_event(binding.game_id, seq)
-            if event is None:
-                self._fetching = asyncio.get_running_loop().create_task(self._fetch(self.known_seq))
-                return True
-            assert self.scenario is not None
-            shown = visible_shared(self.scenario, event, binding.viewer, settings=self.settings)
-            if not send_text(frames.event_text(seq, shown)):
+        while (pending := self._next_to_send()) is not None:
+            seq, event = pending
+            if not send_text(self._event_text(seq, event)):
                 return False
-            self.last_sent = seq
-            if self._loses_its_seat(seq, event):
-                self._become_spectator()
+            self._sent(seq, event)
         return True
+
+    def _next_to_send(self) -> tuple[int, e.Event] | None:
+        """The next event the client lacks, when it may be sent now and this process holds
+        it; None otherwise (having started a fetch when the process lacks it)."""
+        binding = self.binding
+        if (
+            binding is None
+            or self.last_sent is None
+            or self._greeting
+            or self._fetching is not None
+            or self.last_sent >= self.known_seq
+        ):
+            return None
+        seq = self.last_sent + 1
+        event = frames.recent_event(binding.game_id, seq)
+        if event is None:
+            self._fetching = asyncio.get_running_loop().create_task(self._fetch(self.known_seq))
+            return None
+        return seq, event
 
     async def _fetch(self, upto: int) -> None:
         """Send the events after ``last_sent`` up to ``upto`` from the database; after a
@@ -338,11 +341,20 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
             await asyncio.shield(self._fetching)
 
     async def _send_event(self, seq: int, event: e.Event) -> None:
+        text = self._event_text(seq, event)
+        # Counted as sent before the send yields, so that another pump does not send it too.
+        self.last_sent = seq
+        await self._send_raw(text)
+        self._sent(seq, event)
+
+    def _event_text(self, seq: int, event: e.Event) -> str:
+        """The frame of event ``seq`` as this connection's viewer sees it."""
         assert self.binding is not None and self.scenario is not None
         shown = visible_shared(self.scenario, event, self.binding.viewer, settings=self.settings)
+        return frames.event_text(seq, shown)
+
+    def _sent(self, seq: int, event: e.Event) -> None:
         self.last_sent = seq
-        # Straight to the server: the hottest line of the process.
-        await self._send_raw(frames.event_text(seq, shown))
         if self._loses_its_seat(seq, event):
             self._become_spectator()
 

@@ -201,8 +201,10 @@ class GameDefaults:
 
 
 #: Scenarios whose members ``Scenario.member`` has indexed, by identity (each entry holds its
-#: scenario, so an id is not reused while indexed).
-MEMBER_INDEX_SIZE = 256
+#: scenario, so an id is not reused while indexed). Each game's state carries its own
+#: scenario: as many as a server process keeps states of (``services.STATE_CACHE_SIZE``), so
+#: that a process serving more games than this does not index them again and again.
+MEMBER_INDEX_SIZE = 4096
 _member_index: dict[int, tuple[Scenario, dict[str, Member]]] = {}
 
 
