@@ -45,6 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 
 from negotiation.engine import commands as c
@@ -635,4 +636,7 @@ class Worker:
 
 def worker_main(conn: Connection, specs: list[GameSpec], seed: int) -> None:
     """Entry point of a client process."""
-    asyncio.run(Worker(conn, specs, seed).serve())
+    # uvloop's loop reads a socket for about half the CPU time of asyncio's own: the clients
+    # share the machine with the server they measure, so the less they take, the less they
+    # slow it down (bench/README.md).
+    uvloop.run(Worker(conn, specs, seed).serve())
