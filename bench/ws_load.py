@@ -71,6 +71,7 @@ TARGET_KIB_PER_SEAT = 64.0
 
 SYSTEM_LABELS = {
     "ratify": "Ratify (GameConsumer)",
+    "ratify1": "Ratify, one process",
     "raw": "raw websockets broadcast",
     "asgi": "bare ASGI room app on Daphne",
     "channels": "plain Channels group_send",
@@ -299,12 +300,14 @@ class Run:
 
     # ----------------------------------------------------------------------------------------
 
-    def deploy_ratify(self) -> Deployment:
+    def deploy_ratify(self, name: str = "ratify") -> Deployment:
+        """Ratify's servers: ``--processes`` of them, or one for ``ratify1`` (the one-process
+        baseline of a two-process run)."""
         options = self.options
         env = self.base_env()
+        processes = 1 if name == "ratify1" else options.processes
         servers: list[tuple[Proc, int]] = [
-            self.daphne("config.asgi:application", env, f"ratify{n}")
-            for n in range(options.processes)
+            self.daphne("config.asgi:application", env, f"{name}-{n}") for n in range(processes)
         ]
         setup_env = {k: v for k, v in env.items() if k != "REDIS_URL"}
         started = time.monotonic()
@@ -354,7 +357,7 @@ class Run:
             "setup_seconds": round(time.monotonic() - started, 1),
             "seats_through_http_links": http_seats,
         }
-        return Deployment("ratify", [proc for proc, _ in servers], specs, notes)
+        return Deployment(name, [proc for proc, _ in servers], specs, notes)
 
     def deploy_baseline(self, name: str) -> Deployment:
         env = self.base_env()
@@ -783,6 +786,9 @@ def ratios(systems: dict[str, Any]) -> dict[str, Any]:
         other_p99 = other.get("fixed", {}).get("p99_ms")
         if ours_p99 is not None and other_p99:
             out[f"fixed_p99_vs_{name}"] = round(ours_p99 / other_p99, 2)
+    one = systems.get("ratify1", {}).get("saturation", {}).get("deliveries_per_s")
+    if ours_sat is not None and one:
+        out["saturation_vs_one_process"] = round(ours_sat / one, 3)
     return out
 
 
@@ -823,6 +829,13 @@ def targets(options: Options, systems: dict[str, Any], ratio: dict[str, Any]) ->
             ratio["saturation_vs_channels"],
             f">= {TARGET_VS_CHANNELS:g}x",
             ratio["saturation_vs_channels"] >= TARGET_VS_CHANNELS,
+        )
+    if not one_process and "saturation_vs_one_process" in ratio:
+        judge(
+            "saturation of two processes vs one",
+            ratio["saturation_vs_one_process"],
+            f">= {TARGET_TWO_PROCESS_SCALING:g}x",
+            ratio["saturation_vs_one_process"] >= TARGET_TWO_PROCESS_SCALING,
         )
     if one_process and "saturation_vs_asgi" in ratio:
         judge(
@@ -965,7 +978,8 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--systems",
         default="ratify,raw,asgi,channels",
-        help="comma-separated: ratify, raw, asgi, channels",
+        help="comma-separated: ratify, raw, asgi, channels (and ratify1: one Ratify process, "
+        "added to --processes 2 --saturate)",
     )
     parser.add_argument(
         "--http-games",
@@ -985,6 +999,11 @@ def parse(argv: list[str] | None = None) -> Options:
         parser.error(f"unknown systems: {', '.join(unknown)}")
     if args.processes == 2 and args.layer != "redis":
         parser.error("--processes 2 needs --layer redis (the in-memory layer is per process)")
+    if "ratify1" in systems and args.processes != 2:
+        parser.error("ratify1 is the one-process baseline of a run with --processes 2")
+    if args.processes == 2 and args.saturate and "ratify" in systems and "ratify1" not in systems:
+        # Two processes' saturation is judged against one process's, measured in the same run.
+        systems.insert(systems.index("ratify"), "ratify1")
     options = Options(
         games=args.games,
         rate=args.rate,
@@ -1036,14 +1055,18 @@ def main(argv: list[str] | None = None) -> int:
     loadavg_before = [round(v, 2) for v in os.getloadavg()]
     systems: dict[str, Any] = {}
     try:
-        if "ratify" in options.systems or "channels" in options.systems:
+        if {"ratify", "ratify1", "channels"} & set(options.systems):
             log(f"database: {options.db}, migrate + load_scenarios")
             run.make_database()
         else:
             run.database = Database(f"sqlite:///{run.tmp / 'unused.sqlite3'}", "sqlite")
         for name in options.systems:
             log(f"{name}: starting")
-            deployment = run.deploy_ratify() if name == "ratify" else run.deploy_baseline(name)
+            deployment = (
+                run.deploy_ratify(name)
+                if name in ("ratify", "ratify1")
+                else run.deploy_baseline(name)
+            )
             try:
                 systems[name] = measure(run, deployment, log)
             finally:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.live import ROOT
+from tests.live import ROOT, require
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -103,3 +103,43 @@ def test_players_make_moves_of_the_rules_not_only_chat(report: dict[str, Any]) -
             actions[name] = actions.get(name, 0) + count
     assert actions.get("chat", 0) > 0
     assert set(actions) - {"chat", "statement", "skipped"}, actions
+
+
+def test_two_processes_are_measured_against_one_process_in_the_same_run() -> None:
+    require("127.0.0.1", 6379, "Redis")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "bench/ws_load.py",
+            "--quick",
+            "--json",
+            "--systems",
+            "ratify",
+            "--processes",
+            "2",
+            "--layer",
+            "redis",
+            "--saturate",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=360,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout)
+    systems = report["systems"]
+    assert list(systems) == ["ratify1", "ratify"]
+    assert len(systems["ratify1"]["server_pids"]) == 1
+    assert len(systems["ratify"]["server_pids"]) == 2
+    for name, system in systems.items():
+        fixed = system["fixed"]
+        assert fixed["deliveries"] > 0 and fixed["lost"] == 0 and fixed["errors"] == 0, name
+        assert system["saturation"]["deliveries_per_s"] > 0, name
+    expected = round(
+        systems["ratify"]["saturation"]["deliveries_per_s"]
+        / systems["ratify1"]["saturation"]["deliveries_per_s"],
+        3,
+    )
+    assert report["ratios"] == {"saturation_vs_one_process": expected}
