@@ -225,9 +225,19 @@ class Options:
     connect_concurrency: int
     systems: list[str]
     http_games: int
+    spread: str
     profile: Path | None
     quick: bool
     as_json: bool
+
+
+def serving_process(spread: str, game: int, seat: int, processes: int) -> int:
+    """Which of ``processes`` a seat connects to: its game's seats in turn (``seats``, as a
+    load balancer that ignores the path spreads them), or all of a game's seats on one
+    process, games in turn (``games``, as a proxy that routes by the game's path)."""
+    if spread == "games":
+        return game % processes
+    return (game * SEATS_PER_GAME + seat) % processes
 
 
 @dataclass
@@ -326,7 +336,7 @@ class Run:
         http_seats = 0
         for index, game in enumerate(games[: options.http_games]):
             for order, seat in enumerate(game["seats"]):
-                _, port = servers[(index * SEATS_PER_GAME + order) % len(servers)]
+                _, port = servers[serving_process(options.spread, index, order, len(servers))]
                 seat["session"] = http_take_seat(
                     port, game["code"], seat["key"], f"Player {index}-{order}", cookie_name
                 )
@@ -339,7 +349,7 @@ class Run:
         for index, game in enumerate(games):
             seats = []
             for order, seat in enumerate(game["seats"]):
-                _, port = servers[(index * SEATS_PER_GAME + order) % len(servers)]
+                _, port = servers[serving_process(options.spread, index, order, len(servers))]
                 seats.append(
                     client.SeatSpec(
                         key=seat["key"],
@@ -353,9 +363,19 @@ class Run:
                     )
                 )
             specs.append(client.GameSpec(game["code"], tuple(seats), tuple(logs[str(game["id"])])))
+        ports = {port: n for n, (_, port) in enumerate(servers)}
+        per_process = [0] * len(servers)
+        split = 0
+        for spec in specs:
+            serving = {ports[urllib.parse.urlsplit(seat.url).port or 0] for seat in spec.seats}
+            for seat in spec.seats:
+                per_process[ports[urllib.parse.urlsplit(seat.url).port or 0]] += 1
+            split += len(serving) > 1
         notes = {
             "setup_seconds": round(time.monotonic() - started, 1),
             "seats_through_http_links": http_seats,
+            "sockets_per_process": per_process,
+            "games_across_processes": split,
         }
         return Deployment(name, [proc for proc, _ in servers], specs, notes)
 
@@ -956,6 +976,13 @@ def parse(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of fixed load")
     parser.add_argument("--processes", type=int, choices=(1, 2), default=1)
+    parser.add_argument(
+        "--spread",
+        choices=("seats", "games"),
+        default="games",
+        help="with two processes: each game is served by one process, games in turn (games, as "
+        "docs/deploy.md routes them), or a game's seats alternate between them (seats)",
+    )
     parser.add_argument("--layer", choices=("memory", "redis"), default="memory")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument(
@@ -1024,6 +1051,7 @@ def parse(argv: list[str] | None = None) -> Options:
         connect_concurrency=args.connect_concurrency,
         systems=systems,
         http_games=args.http_games,
+        spread=args.spread,
         profile=args.profile,
         quick=args.quick,
         as_json=args.json,
@@ -1082,13 +1110,16 @@ def main(argv: list[str] | None = None) -> int:
         "config": {
             "summary": (
                 f"{options.games} games x 8 seats, {options.rate:g} cmd/game/s for "
-                f"{options.duration:g} s, {options.processes} process(es), "
+                f"{options.duration:g} s, {options.processes} process(es)"
+                + (f" (spread by {options.spread})" if options.processes > 1 else "")
+                + ", "
                 f"{options.layer} layer, {options.db}" + (", quick" if options.quick else "")
             ),
             "games": options.games,
             "rate": options.rate,
             "duration": options.duration,
             "processes": options.processes,
+            "spread": options.spread,
             "layer": options.layer,
             "db": options.db,
             "saturate": options.saturate,

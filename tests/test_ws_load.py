@@ -105,7 +105,8 @@ def test_players_make_moves_of_the_rules_not_only_chat(report: dict[str, Any]) -
     assert set(actions) - {"chat", "statement", "skipped"}, actions
 
 
-def test_two_processes_are_measured_against_one_process_in_the_same_run() -> None:
+@pytest.mark.parametrize("spread", ["games", "seats"])
+def test_two_processes_are_measured_against_one_process_in_the_same_run(spread: str) -> None:
     require("127.0.0.1", 6379, "Redis")
     result = subprocess.run(
         [
@@ -120,6 +121,8 @@ def test_two_processes_are_measured_against_one_process_in_the_same_run() -> Non
             "--layer",
             "redis",
             "--saturate",
+            "--spread",
+            spread,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -133,6 +136,11 @@ def test_two_processes_are_measured_against_one_process_in_the_same_run() -> Non
     assert list(systems) == ["ratify1", "ratify"]
     assert len(systems["ratify1"]["server_pids"]) == 1
     assert len(systems["ratify"]["server_pids"]) == 2
+    # Two games of 8 seats: each on a process of its own, or each across both.
+    notes = systems["ratify"]["notes"]
+    assert notes["sockets_per_process"] == [8, 8]
+    assert notes["games_across_processes"] == (0 if spread == "games" else 2)
+    assert systems["ratify1"]["notes"]["sockets_per_process"] == [16]
     for name, system in systems.items():
         fixed = system["fixed"]
         assert fixed["deliveries"] > 0 and fixed["lost"] == 0 and fixed["errors"] == 0, name
