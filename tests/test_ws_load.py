@@ -52,10 +52,10 @@ ROW_FIELDS = {
 SYSTEMS = {"ratify", "raw", "asgi", "channels"}
 
 
-@pytest.fixture(scope="module")
-def report() -> dict[str, Any]:
+def run_quick(*options: str) -> dict[str, Any]:
+    """The JSON report of ``bench/ws_load.py --quick --json`` with ``options``."""
     result = subprocess.run(
-        [sys.executable, "bench/ws_load.py", "--quick", "--json"],
+        [sys.executable, "bench/ws_load.py", "--quick", "--json", *options],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -65,6 +65,11 @@ def report() -> dict[str, Any]:
     assert result.returncode == 0, result.stderr[-4000:]
     parsed: dict[str, Any] = json.loads(result.stdout)
     return parsed
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    return run_quick()
 
 
 def test_every_system_reports_every_figure(report: dict[str, Any]) -> None:
@@ -108,30 +113,17 @@ def test_players_make_moves_of_the_rules_not_only_chat(report: dict[str, Any]) -
 @pytest.mark.parametrize("spread", ["games", "seats"])
 def test_two_processes_are_measured_against_one_process_in_the_same_run(spread: str) -> None:
     require("127.0.0.1", 6379, "Redis")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "bench/ws_load.py",
-            "--quick",
-            "--json",
-            "--systems",
-            "ratify",
-            "--processes",
-            "2",
-            "--layer",
-            "redis",
-            "--saturate",
-            "--spread",
-            spread,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=360,
-        check=False,
+    report = run_quick(
+        "--systems",
+        "ratify",
+        "--processes",
+        "2",
+        "--layer",
+        "redis",
+        "--saturate",
+        "--spread",
+        spread,
     )
-    assert result.returncode == 0, result.stderr[-4000:]
-    report = json.loads(result.stdout)
     systems = report["systems"]
     assert list(systems) == ["ratify1", "ratify"]
     assert len(systems["ratify1"]["server_pids"]) == 1
