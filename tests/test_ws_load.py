@@ -4,6 +4,7 @@ duplicated or refused. Speed targets are the benchmark's business, not this test
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from negotiation import consumers
 from tests.live import ROOT, require
 
 pytestmark = pytest.mark.timeout(400)
@@ -143,3 +145,14 @@ def test_two_processes_are_measured_against_one_process_in_the_same_run(spread: 
         3,
     )
     assert report["ratios"] == {"saturation_vs_one_process": expected}
+
+
+def test_after_a_failed_step_the_benchmark_waits_out_the_servers_rate_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = importlib.util.spec_from_file_location("bench_ws_load", ROOT / "bench" / "ws_load.py")
+    assert spec is not None and spec.loader is not None
+    ws_load = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, ws_load)
+    spec.loader.exec_module(ws_load)
+    assert ws_load.SERVER_RATE_WINDOW_SECONDS >= consumers.RATE_LIMIT_SECONDS
