@@ -78,6 +78,7 @@ SYSTEM_LABELS = {
     "raw": "raw websockets broadcast",
     "asgi": "bare ASGI room app on Daphne",
     "channels": "plain Channels group_send",
+    "channels_layer": "Channels on Ratify's layer",
 }
 
 
@@ -394,6 +395,8 @@ class Run:
             proc, port = self.daphne("asgi_room:application", env, name)
         else:
             env["PYTHONPATH"] = os.pathsep.join([str(ROOT), baselines])
+            if name == "channels_layer":
+                env["RATIFY_BENCH_CHANNEL_LAYER"] = "project"
             proc, port = self.daphne("channels_room:application", env, name)
         keys = [
             ("A-chief", "chief", "A"),
@@ -804,7 +807,7 @@ def ratios(systems: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     ours_sat = ours.get("saturation", {}).get("deliveries_per_s")
     ours_p99 = ours.get("fixed", {}).get("p99_ms")
-    for name in ("raw", "asgi", "channels"):
+    for name in ("raw", "asgi", "channels", "channels_layer"):
         other = systems.get(name)
         if other is None:
             continue
@@ -1012,9 +1015,9 @@ def parse(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument(
         "--systems",
-        default="ratify,raw,asgi,channels",
-        help="comma-separated: ratify, raw, asgi, channels (and ratify1: one Ratify process, "
-        "added to --processes 2 --saturate)",
+        default="ratify,raw,asgi,channels,channels_layer",
+        help="comma-separated: ratify, raw, asgi, channels, channels_layer (and ratify1: one "
+        "Ratify process, added to --processes 2 --saturate)",
     )
     parser.add_argument(
         "--http-games",
@@ -1091,7 +1094,7 @@ def main(argv: list[str] | None = None) -> int:
     loadavg_before = [round(v, 2) for v in os.getloadavg()]
     systems: dict[str, Any] = {}
     try:
-        if {"ratify", "ratify1", "channels"} & set(options.systems):
+        if {"ratify", "ratify1", "channels", "channels_layer"} & set(options.systems):
             log(f"database: {options.db}, migrate + load_scenarios")
             run.make_database()
         else:

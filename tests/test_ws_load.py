@@ -51,7 +51,7 @@ ROW_FIELDS = {
     "passed",
     "settle_after",
 }
-SYSTEMS = {"ratify", "raw", "asgi", "channels"}
+SYSTEMS = {"ratify", "raw", "asgi", "channels", "channels_layer"}
 
 
 def run_quick(*options: str) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 What a straightforward Channels implementation gets: ``AsyncWebsocketConsumer`` with its
 default ``dispatch`` (which closes stale database connections in a worker thread before every
 handler), one channel-layer message per member for every event (``group_send``), and each
-member encoding its own frame. The channel layer is the project's (``config.settings``:
-in-memory, or Redis pub/sub with ``REDIS_URL``). Served by Daphne: ``daphne
-channels_room:application`` with this folder and the project on ``PYTHONPATH``. Same frames as
-``raw_ws.py``. The room's seq is counted in the process (the baseline runs one process).
+member encoding its own frame. The channel layer is Channels' own ``InMemoryChannelLayer``, or
+with ``REDIS_URL`` the project's Redis pub/sub layer (``channels_redis``, as shipped); with
+``RATIFY_BENCH_CHANNEL_LAYER=project`` the project's in-memory layer instead. Served by
+Daphne: ``daphne channels_room:application`` with this folder and the project on
+``PYTHONPATH``. Same frames as ``raw_ws.py``. The room's seq is counted in the process (the
+baseline runs one process).
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from typing import Any
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django
+from django.conf import settings
 
+if not os.environ.get("REDIS_URL") and os.environ.get("RATIFY_BENCH_CHANNEL_LAYER") != "project":
+    # Channels' own in-memory layer, as a straightforward implementation has it. The project's
+    # faster ``negotiation.layers.ProcessChannelLayer`` is part of Ratify; the benchmark's
+    # ``channels_layer`` system runs this consumer on it (RATIFY_BENCH_CHANNEL_LAYER=project).
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 django.setup()
 
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
