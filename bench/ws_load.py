@@ -350,10 +350,16 @@ class Run:
             "logs"
         ]
         specs: list[client.GameSpec] = []
+        per_process = [0] * len(servers)
+        split = 0
         for index, game in enumerate(games):
             seats = []
+            serving = set()
             for order, seat in enumerate(game["seats"]):
-                _, port = servers[serving_process(options.spread, index, order, len(servers))]
+                process = serving_process(options.spread, index, order, len(servers))
+                per_process[process] += 1
+                serving.add(process)
+                _, port = servers[process]
                 seats.append(
                     client.SeatSpec(
                         key=seat["key"],
@@ -367,13 +373,6 @@ class Run:
                     )
                 )
             specs.append(client.GameSpec(game["code"], tuple(seats), tuple(logs[str(game["id"])])))
-        ports = {port: n for n, (_, port) in enumerate(servers)}
-        per_process = [0] * len(servers)
-        split = 0
-        for spec in specs:
-            serving = {ports[urllib.parse.urlsplit(seat.url).port or 0] for seat in spec.seats}
-            for seat in spec.seats:
-                per_process[ports[urllib.parse.urlsplit(seat.url).port or 0]] += 1
             split += len(serving) > 1
         notes = {
             "setup_seconds": round(time.monotonic() - started, 1),
