@@ -11,6 +11,7 @@ from django.core.management import call_command
 from negotiation import services
 from negotiation.engine import commands as c
 from negotiation.engine import events as e
+from negotiation.engine import scenario as scenario_module
 from negotiation.engine.scenario import Deadlines, GameDefaults
 from negotiation.models import Game, GameCommand, GameEvent, Scenario
 
@@ -256,3 +257,9 @@ def test_with_row_locks_a_cached_state_catches_up_from_the_events_this_process_r
         outcome = services._write(request, None, {}, {game.pk: cached.seq + 1}, False)
     assert outcome.accepted and outcome.last_seq == cached.seq + 2
     assert stored_texts(game) == ["mine", "theirs", "after"]
+
+
+def test_the_scenario_member_index_holds_every_cached_states_scenario() -> None:
+    # Each cached state carries its own scenario: a smaller index would be emptied and
+    # rebuilt over and over by a process serving more games than it holds.
+    assert scenario_module.MEMBER_INDEX_SIZE >= services.STATE_CACHE_SIZE
