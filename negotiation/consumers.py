@@ -235,7 +235,7 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
             return
         if outcome.events:
             # This connection first, then the others here, then the group, from this loop.
-            await hub().publish(binding.game_id, outcome.events, first=self)
+            await hub().publish(binding.game_id, outcome.events, first=self, state=outcome.state)
             runtime.after_write(binding.game_id, outcome.state)
         else:
             # A retried command: its events were sent before, or are still to come.

@@ -30,6 +30,7 @@ from channels.layers import get_channel_layer
 
 from negotiation import frames, services
 from negotiation.engine import events as e
+from negotiation.engine.state import GameState
 from negotiation.layers import ProcessChannelLayer
 from negotiation.runtime import runtime
 
@@ -151,16 +152,21 @@ class Hub:
     # Events
 
     async def publish(
-        self, game_id: int, stored: Sequence[services.StoredEvent], first: Member | None = None
+        self,
+        game_id: int,
+        stored: Sequence[services.StoredEvent],
+        first: Member | None = None,
+        state: GameState | None = None,
     ) -> None:
         """Hand events written by this process to its connections of the game (``first``
-        before the others), then send them to the game's group. A failure to send is logged,
-        not raised: every client finds a missed event by its seq and fetches it."""
+        before the others), then send them to the game's group; ``state`` is the game's state
+        after them, when the caller has it (``runtime.observe``). A failure to send is
+        logged, not raised: every client finds a missed event by its seq and fetches it."""
         if not stored:
             return
         batch = [(s.seq, s.event) for s in stored]
         await self._hand_out(game_id, batch, first)
-        runtime.observe(game_id, {s.payload["type"] for s in stored})
+        runtime.observe(game_id, {s.payload["type"] for s in stored}, state)
         layer = get_channel_layer()
         if layer is None:
             return

@@ -196,15 +196,20 @@ class Runtime:
                 return
         self._wake_bots(game_id)
 
-    def observe(self, game_id: int, event_types: set[str]) -> None:
+    def observe(self, game_id: int, event_types: set[str], state: GameState | None = None) -> None:
         """Events arrived from the group (possibly written elsewhere): keep the timers right.
 
         Every connection of the game in this process reports the same batch; each timer is
-        refreshed once.
+        refreshed once. With ``state``, the game's state after the events (a command of this
+        process wrote them), the timer is set from it: loading the state again would be a
+        hop to the database thread, which writes the commands, for what is known already.
         """
-        if event_types & TIMING_EVENTS and game_id not in self._refreshing:
-            self._refreshing.add(game_id)
-            self._spawn(self._refresh_timer(game_id))
+        if event_types & TIMING_EVENTS:
+            if state is not None:
+                self._set_timer(game_id, state)
+            elif game_id not in self._refreshing:
+                self._refreshing.add(game_id)
+                self._spawn(self._refresh_timer(game_id))
         if event_types & SEAT_EVENTS:
             self._arm_soon(game_id)
 

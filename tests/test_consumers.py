@@ -604,6 +604,32 @@ async def test_a_deadline_that_passed_while_the_server_was_down_fires_once(conne
     assert len(fired) == 1
 
 
+async def test_a_deadline_a_command_here_moved_is_timed_without_loading_the_game(
+    connect: Any, monkeypatch: Any
+) -> None:
+    t = await table(settings=GameDefaults(deadlines=Deadlines(level1=600, level2=600)))
+    host = await connect(t.code, t.sessions["host"], host=True)
+    await host.until("snapshot")
+    loads: list[int] = []
+    real_load = services.load_state
+
+    def counting_load(game_id: int) -> Any:
+        loads.append(game_id)
+        return real_load(game_id)
+
+    # The runtime's start (timers of games already under way) is over.
+    await runtime.settle()
+    monkeypatch.setattr(services, "load_state", counting_load)
+    await host.command("start_game")
+    await host.command("extend_deadline", seconds=30)
+    await runtime.settle()
+    state = await sync_to_async(real_load)(t.game.pk)
+    assert state.deadline is not None
+    assert runtime._timers[t.game.pk][0] == state.deadline
+    # The written state timed it: no second trip to the database thread for the game.
+    assert loads == []
+
+
 async def test_bots_answer_a_human_chief(connect: Any) -> None:
     t = await table(humans=("A-chief",), bots=("A1", "A2", "A3", "B-chief", "B1", "B2", "B3"))
     host = await connect(t.code, t.sessions["host"], host=True)

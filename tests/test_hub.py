@@ -153,7 +153,7 @@ class RecordingRuntime:
     def __init__(self) -> None:
         self.observed: list[tuple[int, set[str]]] = []
 
-    def observe(self, game_id: int, event_types: set[str]) -> None:
+    def observe(self, game_id: int, event_types: set[str], state: object = None) -> None:
         self.observed.append((game_id, set(event_types)))
 
 

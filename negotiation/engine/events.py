@@ -305,13 +305,29 @@ class EventDecodeError(ValueError):
     """A stored payload does not describe a known event."""
 
 
+#: Field names of each dataclass met by ``_plain`` (``dataclasses.fields`` rebuilds its tuple
+#: at every call, and every event written or sent is converted).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+#: Values that are their own JSON form.
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
@@ -320,8 +336,8 @@ def _plain(value: Any) -> Any:
 def event_to_dict(event: Event) -> dict[str, Any]:
     """The JSON-ready payload of an event, with its ``type``."""
     payload: dict[str, Any] = {"type": event.TYPE}
-    for f in dataclasses.fields(event):
-        payload[f.name] = _plain(getattr(event, f.name))
+    for name in _field_names(type(event)):
+        payload[name] = _plain(getattr(event, name))
     return payload
 
 
