@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import itertools
 import json
 import random
 import sys
@@ -72,6 +73,12 @@ LEVEL1_MIX = {
     "answer_straw_poll": 16,
 }
 LEVEL2_MIX = {"chat_table": 15, "chat_caucus": 35, "statement": 5, "cast_ballot": 45}
+#: Each mix as the names and cumulative weights ``random.choices`` takes (summed once here,
+#: not at every action: the clients share the server's cores).
+MIX_CHOICES = {
+    level: (list(mix), list(itertools.accumulate(mix.values())))
+    for level, mix in ((LEVEL1, LEVEL1_MIX), (LEVEL2, LEVEL2_MIX))
+}
 #: Level I actions of the rules (not chat) before the chiefs agree and Level II opens.
 AGREE_AFTER = (12, 30)
 
@@ -322,11 +329,10 @@ class Game:
         state = self.mirror
         if state is None:
             return self._chat(room=True)
-        mix = LEVEL2_MIX if state.phase == LEVEL2 else LEVEL1_MIX
-        if state.phase not in (LEVEL1, LEVEL2):
+        if state.phase not in MIX_CHOICES:
             return None
-        names = list(mix)
-        name = self.rng.choices(names, weights=[mix[n] for n in names])[0]
+        names, cumulative = MIX_CHOICES[state.phase]
+        name = self.rng.choices(names, cum_weights=cumulative)[0]
         if name == "statement":
             chiefs = self._free(self.chiefs)
             if not chiefs:
