@@ -131,6 +131,10 @@ class Runtime:
 
     def __init__(self) -> None:
         self._timers: dict[int, tuple[float, asyncio.TimerHandle]] = {}
+        #: The seq of the state each game's timer was last set from: a state of an older seq
+        #: (a command of this process published after a later event from elsewhere was seen)
+        #: must not undo it.
+        self._timed_seq: dict[int, int] = {}
         self._bots: dict[int, asyncio.Task[None]] = {}
         self._bots_again: set[int] = set()
         self._brains: dict[str, BotBrain] = {}
@@ -228,6 +232,7 @@ class Runtime:
         for _, handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        self._timed_seq.clear()
         for _, handle in [*self._grace.values(), *self._fills.values()]:
             handle.cancel()
         self._grace.clear()
@@ -271,6 +276,9 @@ class Runtime:
         self._set_timer(game_id, state)
 
     def _set_timer(self, game_id: int, state: GameState) -> None:
+        if state.seq < self._timed_seq.get(game_id, 0):
+            return
+        self._timed_seq[game_id] = state.seq
         deadline = None if state.paused or state.ended else state.deadline
         current = self._timers.get(game_id)
         if current is not None:

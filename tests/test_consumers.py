@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -628,6 +629,10 @@ async def test_a_deadline_a_command_here_moved_is_timed_without_loading_the_game
     assert runtime._timers[t.game.pk][0] == state.deadline
     # The written state timed it: no second trip to the database thread for the game.
     assert loads == []
+    # A state older than the one the timer came from (a command here published after a later
+    # event from another process was seen) leaves the timer alone.
+    runtime._set_timer(t.game.pk, dataclasses.replace(state, seq=state.seq - 1, paused=True))
+    assert runtime._timers[t.game.pk][0] == state.deadline
 
 
 async def test_bots_answer_a_human_chief(connect: Any) -> None:
