@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from negotiation import class_sessions, services
 from negotiation.engine import commands as c
+from negotiation.hub import LISTENING, announces, say_listening
 from negotiation.models import ClassSession, Game, SessionMember
 from negotiation.runtime import runtime
 
@@ -129,11 +130,14 @@ class DashboardConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channe
     """The owner's live view of one class session, and their controls."""
 
     session_id: int | None = None
+    game_ids: list[int] = []
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Every message of a game's group reaches the dashboard; any of them may change what it
         # shows, and none needs a database connection of Channels' own.
         kind = str(message.get("type", ""))
+        if kind == LISTENING:
+            return  # another listener of a game's group; nothing the dashboard shows
         if kind.startswith("websocket."):
             handler = getattr(self, kind.replace(".", "_"), None)
             if handler is not None:
@@ -148,9 +152,11 @@ class DashboardConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channe
         if found is None:
             await self.close(code=CLOSE_NOT_YOURS)
             return
-        self.session_id, self.user, self.groups_joined = found[0], user, found[1]
+        self.session_id, self.user, self.game_ids = found[0], user, found[1]
+        self.groups_joined = [services.group_name(game_id) for game_id in self.game_ids]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        await self._say_listening()
         self._pending: asyncio.Task[None] | None = None
         self._last_summary = 0.0
         await self.accept()
@@ -171,6 +177,20 @@ class DashboardConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channe
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             self._schedule_summary()
+            await self._say_listening()
+
+    async def _say_listening(self) -> None:
+        """Ask the processes writing the session's games for their events (``hub``): each
+        HEARTBEAT_SECONDS, within the hubs' LISTEN_TTL_SECONDS."""
+        if not announces(self.channel_layer):
+            return
+        try:
+            await say_listening(self.channel_layer, self.game_ids, self.channel_name)
+        except Exception:
+            # The heartbeat's summary still comes; the next beat says it again.
+            logger.warning(
+                "dashboard %s could not announce listening", self.session_id, exc_info=True
+            )
 
     def _schedule_summary(self) -> None:
         if self.session_id is None or (self._pending is not None and not self._pending.done()):
@@ -235,14 +255,13 @@ def _frame_id(raw: str) -> str | None:
     return frame_id if isinstance(frame_id, str) and len(frame_id) <= 80 else None
 
 
-def _owned_session(code: str, user: Any) -> tuple[int, list[str]] | None:
+def _owned_session(code: str, user: Any) -> tuple[int, list[int]] | None:
     if user is None or not getattr(user, "is_authenticated", False):
         return None
     session = ClassSession.objects.filter(code=code.upper(), owner=user).first()
     if session is None:
         return None
-    groups = [services.group_name(pk) for pk in session.games.values_list("pk", flat=True)]
-    return session.pk, groups
+    return session.pk, list(session.games.values_list("pk", flat=True))
 
 
 def _summary(session_id: int) -> dict[str, Any]:

@@ -14,6 +14,17 @@ sends every seq once and in order (``consumers.GameConsumer``).
 Presence messages of the group (who joined, who left, who is connected) are handed to every
 connection of the game too, in the order they came, by a second task, so that a slow answer to
 a presence probe never holds up the events.
+
+Whether anyone else listens: on the process's own layer (one process) the group's members are
+known. On a layer shared by several processes (Redis) they are not, so every listener of a
+game's group that is not the writer says so: a hub when it joins the group and every
+``LISTEN_RENEW_SECONDS`` after (``LISTENING`` messages, with its origin), a dashboard likewise
+(``say_listening``). A hub sends its batches to the group only while some other listener was
+heard within ``LISTEN_TTL_SECONDS``; with each game's connections routed to one process
+(``docs/deploy.md``) a batch then costs no Redis message, no echo and no decoding of its own
+copy. A hub that hears a listener for the first time answers with its own announcement (so the
+newcomer sends it the newcomer's batches at once) and sends the batches it kept back meanwhile,
+as far as its recent events hold them; anything else missed is fetched by seq, as ever.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 import weakref
 from collections.abc import Sequence
@@ -42,6 +54,28 @@ RETRY_SECONDS = 1.0
 RENEW_SECONDS = 3600.0
 #: Message types of the group handed to the connections in the order they came.
 PRESENCE_TYPES = frozenset({"presence.join", "presence.leave", "presence.probe"})
+#: The group message by which a listener of a game's group (another process's hub, a
+#: dashboard) asks for the game's events: ``{"type", "game", "origin"}``.
+LISTENING = "game.listening"
+#: Every listener says so again this often...
+LISTEN_RENEW_SECONDS = 10.0
+#: ...and is taken to have gone after this long without a word.
+LISTEN_TTL_SECONDS = 35.0
+
+
+def announces(layer: Any) -> bool:
+    """Whether listeners on ``layer`` must say they listen: a layer shared by processes, whose
+    groups this process cannot see (the process's own layer knows its members)."""
+    return layer is not None and not isinstance(layer, ProcessChannelLayer)
+
+
+async def say_listening(layer: Any, game_ids: Sequence[int], origin: str) -> None:
+    """Tell the hubs writing ``game_ids`` that ``origin`` wants their events. Raises what the
+    channel layer raises."""
+    for game_id in game_ids:
+        await layer.group_send(
+            services.group_name(game_id), {"type": LISTENING, "game": game_id, "origin": origin}
+        )
 
 
 class Member(Protocol):
@@ -71,6 +105,13 @@ class Hub:
         self._presence: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._presence_worker: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
+        self._announcer: asyncio.Task[None] | None = None
+        #: Other listeners of each game (their origin and when they were last heard of plus
+        #: ``LISTEN_TTL_SECONDS``) and the latest of those moments: publish's test.
+        self._listeners: dict[int, dict[str, float]] = {}
+        self._heard_until: dict[int, float] = {}
+        #: The first and last seq this hub wrote and kept from the group, per game.
+        self._unsent: dict[int, tuple[int, int]] = {}
 
     # ----------------------------------------------------------------------------------------
     # Membership
@@ -93,6 +134,14 @@ class Hub:
                 if not members:
                     del self._members[game_id]
                 raise
+            if announces(self._layer):
+                try:
+                    await say_listening(self._layer, [game_id], self.origin)
+                except Exception:
+                    # Said again every LISTEN_RENEW_SECONDS; until then, gaps are fetched.
+                    logger.warning(
+                        "could not announce listening to game %s", game_id, exc_info=True
+                    )
 
     async def leave(self, game_id: int, member: Member) -> None:
         """Stop handing ``member`` the game's events; the process leaves the game's group with
@@ -105,6 +154,7 @@ class Hub:
             if members:
                 return
             del self._members[game_id]
+            self._unsent.pop(game_id, None)
             if self._layer is not None and self._channel is not None:
                 try:
                     await self._layer.group_discard(services.group_name(game_id), self._channel)
@@ -130,7 +180,7 @@ class Hub:
         layer = get_channel_layer()
         if layer is self._layer and self._channel is not None:
             return self._channel
-        for task in (self._listener, self._renewer):
+        for task in (self._listener, self._renewer, self._announcer):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
         self._layer, self._channel = None, None
@@ -144,6 +194,9 @@ class Hub:
         loop = asyncio.get_running_loop()
         self._listener = loop.create_task(self._listen(layer, channel))
         self._renewer = loop.create_task(self._renew(layer, channel))
+        if announces(layer):
+            # At once for the groups joined again, then every LISTEN_RENEW_SECONDS.
+            self._announcer = loop.create_task(self._announce(layer, at_once=True))
         if self._presence_worker is None or self._presence_worker.done():
             self._presence_worker = loop.create_task(self._hand_presence())
         return channel
@@ -171,8 +224,14 @@ class Hub:
         if layer is None:
             return
         group = services.group_name(game_id)
-        if isinstance(layer, ProcessChannelLayer) and layer.only_member(group, self._channel):
-            # One process and no dashboard watching: nobody else to tell.
+        if isinstance(layer, ProcessChannelLayer):
+            if layer.only_member(group, self._channel):
+                # One process and no dashboard watching: nobody else to tell.
+                return
+        elif self._heard_until.get(game_id, 0.0) <= time.monotonic():
+            # Nobody else has said they listen: kept back, sent if someone does.
+            kept_from = self._unsent.get(game_id, (stored[0].seq, 0))[0]
+            self._unsent[game_id] = (kept_from, stored[-1].seq)
             return
         message = services.events_message(game_id, stored)
         message["origin"] = self.origin
@@ -246,6 +305,47 @@ class Hub:
             await self._hand_out(game, batch)
         elif kind in PRESENCE_TYPES:
             self._presence.put_nowait(message)
+        elif kind == LISTENING:
+            origin = message.get("origin")
+            if isinstance(origin, str) and origin != self.origin:
+                await self._heard(game, origin)
+
+    async def _heard(self, game_id: int, origin: str) -> None:
+        """``origin`` listens to the game: publish to the group while it does. A listener
+        not heard of before is answered, and sent the batches kept back meanwhile. Raises
+        what the channel layer raises."""
+        if not announces(self._layer):
+            return
+        now = time.monotonic()
+        listeners = self._listeners.setdefault(game_id, {})
+        new = listeners.get(origin, 0.0) <= now
+        listeners[origin] = until = now + LISTEN_TTL_SECONDS
+        self._heard_until[game_id] = max(until, self._heard_until.get(game_id, 0.0))
+        if not new:
+            return
+        if game_id in self._members:
+            await say_listening(self._layer, [game_id], self.origin)
+        await self._send_unsent(game_id)
+
+    async def _send_unsent(self, game_id: int) -> None:
+        """Send the group the batches ``publish`` kept back, from the last that this process
+        still holds. Raises what the channel layer raises."""
+        span = self._unsent.pop(game_id, None)
+        if span is None:
+            return
+        first, last = span
+        found: list[list[Any]] = []
+        for seq in range(max(first, last - frames.RECENT_EVENTS + 1), last + 1):
+            event = frames.recent_event(game_id, seq)
+            if event is None:
+                found = []  # only a run of consecutive seqs ending at the last
+                continue
+            found.append([seq, e.event_to_dict(event)])
+        if found:
+            await self._layer.group_send(
+                services.group_name(game_id),
+                {"type": "game.events", "game": game_id, "events": found, "origin": self.origin},
+            )
 
     async def _hand_presence(self) -> None:
         while True:
@@ -264,6 +364,26 @@ class Hub:
                     await layer.group_add(services.group_name(game_id), channel)
                 except Exception:
                     logger.warning("could not renew the group of game %s", game_id, exc_info=True)
+
+    async def _announce(self, layer: Any, at_once: bool = False) -> None:
+        """Say every LISTEN_RENEW_SECONDS that this hub listens to the games it has members
+        of, and forget listeners not heard of for LISTEN_TTL_SECONDS."""
+        while True:
+            if not at_once:
+                await asyncio.sleep(LISTEN_RENEW_SECONDS)
+            at_once = False
+            now = time.monotonic()
+            for game_id, listeners in list(self._listeners.items()):
+                for origin, until in list(listeners.items()):
+                    if until <= now:
+                        del listeners[origin]
+                if not listeners:
+                    del self._listeners[game_id]
+                    self._heard_until.pop(game_id, None)
+            try:
+                await say_listening(layer, list(self._members), self.origin)
+            except Exception:
+                logger.warning("could not announce listening to the games", exc_info=True)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

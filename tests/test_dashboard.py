@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
 from config.asgi import application
-from negotiation import class_sessions, dashboard, services
+from negotiation import class_sessions, dashboard, hub, services
 from negotiation.models import ClassSession, Game, GameEvent, Scenario, Seat, SessionMember
 from negotiation.runtime import runtime
 
@@ -240,6 +241,35 @@ async def test_an_event_in_any_game_brings_a_fresh_summary() -> None:
     fresh = await dash.next("summary", timeout=5)
     assert fresh["session"]["games"][0]["phase"] == "level1"
     await asyncio.sleep(0)
+    await socket.disconnect()
+
+
+async def test_on_a_shared_layer_the_dashboard_says_it_listens_to_each_of_its_games(
+    settings: Any,
+) -> None:
+    # A layer whose groups a process cannot see (as Redis): the hubs writing the games send
+    # their events to the group only for listeners that said so.
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    owner = await sync_to_async(User.objects.create_user)("owner", "o@example.org", "pw-123456789")
+    session = await sync_to_async(_session)(owner, games=2)
+    game_ids = await sync_to_async(lambda: sorted(session.games.values_list("pk", flat=True)))()
+    layer = get_channel_layer()
+    hub_channel = await layer.new_channel("hub.")
+    for game_id in game_ids:
+        await layer.group_add(services.group_name(game_id), hub_channel)
+    _connected, socket = await connect(session.code, await sync_to_async(_cookie)(owner))
+    dash = Dash(socket)
+    await dash.next("summary")
+    heard = [await asyncio.wait_for(layer.receive(hub_channel), 5) for _ in game_ids]
+    assert sorted(m["game"] for m in heard) == game_ids
+    assert {m["type"] for m in heard} == {hub.LISTENING}
+    assert len({m["origin"] for m in heard}) == 1
+    # Another listener's word is nothing the dashboard shows: no summary follows it.
+    await layer.group_send(
+        services.group_name(game_ids[0]),
+        {"type": hub.LISTENING, "game": game_ids[0], "origin": "another-process"},
+    )
+    assert await socket.receive_nothing(timeout=dashboard.SUMMARY_INTERVAL + 0.5)
     await socket.disconnect()
 
 

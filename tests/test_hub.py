@@ -7,6 +7,12 @@ they come back; presence handed to the members of its game, in order, by a task 
 ``publish`` handing to ``first`` first, surviving a failing member, and sending one group
 message (with the hub's origin) only when someone else is in the group.
 
+On a layer shared by processes (channels' own in-memory layer standing in for Redis), where
+the group's members cannot be seen: each hub says it listens when it joins and every
+``LISTEN_RENEW_SECONDS``; a hub alone keeps its batches from the group; a listener heard for
+the first time is answered and sent the batches kept back; one not heard of for
+``LISTEN_TTL_SECONDS`` is forgotten.
+
 Then through real websocket consumers (``GameConsumer``): every connection of the process gets
 every seq once and in order whether the events were written by one of its connections or by
 "another process" (``services.submit`` from a thread); a gap the recent events cannot fill is
@@ -22,7 +28,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from negotiation import consumers, frames, services
 from negotiation import hub as hub_module
@@ -157,14 +163,34 @@ class RecordingRuntime:
         self.observed.append((game_id, set(event_types)))
 
 
+class SharedLayer(InMemoryChannelLayer):  # type: ignore[misc]  # Channels is untyped
+    """A layer whose groups the hub cannot see, as Redis shared by processes; records group
+    messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        self.sent.append((group, message))
+        await super().group_send(group, message)
+
+    def of_type(self, kind: str, origin: str | None = None) -> list[dict[str, Any]]:
+        return [
+            m
+            for _, m in self.sent
+            if m["type"] == kind and (origin is None or m.get("origin") == origin)
+        ]
+
+
 class Layers:
     """The channel layer the hub finds (``get_channel_layer``), replaceable during a test."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.current: ProcessChannelLayer = CountingLayer()
+        self.current: ProcessChannelLayer | SharedLayer = CountingLayer()
         monkeypatch.setattr(hub_module, "get_channel_layer", self.get)
 
-    def get(self, alias: str = "default") -> ProcessChannelLayer:
+    def get(self, alias: str = "default") -> ProcessChannelLayer | SharedLayer:
         return self.current
 
 
@@ -181,6 +207,12 @@ def layer(layers: Layers) -> CountingLayer:
 
 
 @pytest.fixture
+def shared(layers: Layers) -> SharedLayer:
+    layers.current = SharedLayer()
+    return layers.current
+
+
+@pytest.fixture
 def observed(monkeypatch: pytest.MonkeyPatch) -> RecordingRuntime:
     recording = RecordingRuntime()
     monkeypatch.setattr(hub_module, "runtime", recording)
@@ -189,7 +221,16 @@ def observed(monkeypatch: pytest.MonkeyPatch) -> RecordingRuntime:
 
 async def stop(stopped: Hub) -> None:
     """Cancel the hub's tasks (a hub lives as long as its event loop otherwise)."""
-    tasks = [t for t in (stopped._listener, stopped._renewer, stopped._presence_worker) if t]
+    tasks = [
+        t
+        for t in (
+            stopped._listener,
+            stopped._renewer,
+            stopped._presence_worker,
+            stopped._announcer,
+        )
+        if t
+    ]
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -481,6 +522,8 @@ async def test_publish_sends_nothing_when_the_hub_is_alone_in_the_group(
     await the_hub.publish(GAME, [chat(1, "local only")])
     assert member.seqs == [1]
     assert game_messages(layer) == []
+    # The process's own layer knows the group: nobody needs to say they listen.
+    assert [m for _, m in layer.sent if m["type"] == hub_module.LISTENING] == []
 
 
 async def test_publish_sends_one_message_with_its_origin_when_a_dashboard_watches(
@@ -511,6 +554,108 @@ async def test_publish_sends_one_message_with_its_origin_when_a_dashboard_watche
     await eventually(lambda: first.seqs == [1, 2, 3, 4])
     assert second.seqs == [1, 2, 3, 4]
     assert order == ["first", "second"] * 3
+
+
+# --------------------------------------------------------------------------------------------
+# On a layer shared by processes
+
+
+async def test_on_a_shared_layer_a_hub_alone_says_it_listens_and_keeps_its_batches(
+    the_hub: Hub, shared: SharedLayer
+) -> None:
+    member = FakeMember("member")
+    await the_hub.join(GAME, member)
+    await the_hub.publish(GAME, [chat(1, "a"), chat(2, "b")])
+    await the_hub.publish(GAME, [chat(3, "c")])
+    assert member.seqs == [1, 2, 3]
+    assert shared.of_type("game.events") == []
+    said = shared.of_type(hub_module.LISTENING, the_hub.origin)
+    assert said and all(m["game"] == GAME for m in said)
+
+
+async def test_a_second_process_is_sent_what_was_kept_back_and_answered_at_once(
+    the_hub: Hub, shared: SharedLayer, observed: RecordingRuntime
+) -> None:
+    here, there = FakeMember("here"), FakeMember("there")
+    await the_hub.join(GAME, here)
+    for seq in (1, 2, 3):
+        await the_hub.publish(GAME, [chat(seq, f"kept {seq}")])
+    assert shared.of_type("game.events") == []
+    other = Hub()
+    try:
+        # The other process's connection joins: the first hub hears it, answers, and sends
+        # the three batches it kept back as one.
+        await other.join(GAME, there)
+        await eventually(lambda: there.seqs == [1, 2, 3])
+        assert [m["events"] for m in shared.of_type("game.events", the_hub.origin)] == [
+            [[seq, chat(seq, f"kept {seq}").payload] for seq in (1, 2, 3)]
+        ]
+        # Both know of each other now: each one's batches reach the other at once.
+        await eventually(lambda: bool(other._heard_until.get(GAME)))
+        await the_hub.publish(GAME, [chat(4, "from here")])
+        await eventually(lambda: there.seqs == [1, 2, 3, 4])
+        await other.publish(GAME, [chat(5, "from there")])
+        await eventually(lambda: here.seqs == [1, 2, 3, 4, 5])
+        # Each hub dropped its own batches when they came back.
+        await asyncio.sleep(0.02)
+        assert here.seqs == [1, 2, 3, 4, 5] and there.seqs == [1, 2, 3, 4, 5]
+    finally:
+        await stop(other)
+
+
+async def test_a_dashboard_that_says_it_listens_gets_every_batch_until_it_falls_silent(
+    the_hub: Hub, shared: SharedLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub_module, "LISTEN_TTL_SECONDS", 0.2)
+    member = FakeMember("member")
+    await the_hub.join(GAME, member)
+    dashboard = await shared.new_channel("dashboard.")
+    await shared.group_add(services.group_name(GAME), dashboard)
+    await hub_module.say_listening(shared, [GAME], dashboard)
+    await eventually(lambda: bool(the_hub._heard_until.get(GAME)))
+    await the_hub.publish(GAME, [chat(1, "watched")])
+    received: list[dict[str, Any]] = []
+    while not any(m["type"] == "game.events" for m in received):
+        received.append(await asyncio.wait_for(shared.receive(dashboard), SOON))
+    assert next(m for m in received if m["type"] == "game.events")["events"] == [
+        [1, chat(1, "watched").payload]
+    ]
+    # Silent past the time to live: the next batch is kept back again...
+    await asyncio.sleep(0.25)
+    await the_hub.publish(GAME, [chat(2, "unwatched")])
+    assert len(shared.of_type("game.events", the_hub.origin)) == 1
+    # ...and sent as soon as the dashboard speaks again.
+    await hub_module.say_listening(shared, [GAME], dashboard)
+    await eventually(lambda: len(shared.of_type("game.events", the_hub.origin)) == 2)
+    assert shared.of_type("game.events", the_hub.origin)[1]["events"] == [
+        [2, chat(2, "unwatched").payload]
+    ]
+
+
+async def test_a_hub_says_again_that_it_listens_and_forgets_the_silent(
+    the_hub: Hub, shared: SharedLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub_module, "LISTEN_RENEW_SECONDS", 0.02)
+    monkeypatch.setattr(hub_module, "LISTEN_TTL_SECONDS", 0.05)
+    await the_hub.join(GAME, FakeMember("member"))
+    await hub_module.say_listening(shared, [GAME], "a-dashboard")
+    await eventually(lambda: "a-dashboard" in the_hub._listeners.get(GAME, {}))
+    await eventually(lambda: len(shared.of_type(hub_module.LISTENING, the_hub.origin)) >= 4)
+    await eventually(lambda: GAME not in the_hub._listeners)
+    assert GAME not in the_hub._heard_until
+
+
+async def test_batches_kept_back_beyond_the_recent_events_are_left_to_be_fetched(
+    the_hub: Hub, shared: SharedLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(frames, "RECENT_EVENTS", 2)
+    await the_hub.join(GAME, FakeMember("member"))
+    for seq in (1, 2, 3):
+        await the_hub.publish(GAME, [chat(seq, str(seq))])
+    await hub_module.say_listening(shared, [GAME], "late")
+    await eventually(lambda: bool(shared.of_type("game.events", the_hub.origin)))
+    # Only what this process still holds: a later gap is fetched by seq, from the log.
+    assert [seq for seq, _ in shared.of_type("game.events")[0]["events"]] == [2, 3]
 
 
 # --------------------------------------------------------------------------------------------

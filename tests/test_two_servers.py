@@ -1,6 +1,8 @@
 """Two Daphne processes on loopback, one PostgreSQL database and the real Redis: the players of
 one game are split across both servers and play it to the end; every player sees every event,
-in order, exactly as visibility allows."""
+in order, exactly as visibility allows. A game played on one server (as ``docs/deploy.md``
+routes it) sends nothing through Redis until a connection of the game comes to the other
+server, and from then on its events go both ways at once."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import psycopg
 import pytest
 import websockets
 
+from negotiation import hub
 from negotiation.engine import events as e
 from negotiation.engine.commands import INSTRUCTOR
 from negotiation.engine.rules import initial_state
@@ -189,6 +192,55 @@ async def test_one_game_played_across_two_servers_sharing_redis(
     ]
     assert ballot_seqs
     assert players["B1"].events[ballot_seqs[0]] == {"type": "ballot_cast", "by": "", "yes": None}
+
+
+async def test_a_viewer_who_joins_a_game_on_the_other_server_is_served_at_once(
+    two_servers: tuple[dict[str, str], Server, Server],
+) -> None:
+    env, first, second = two_servers
+    game = create_game(env, "gatt")
+    code = game["code"]
+    host_browser = Browser(first.base)
+    host_browser.open_host_link(game["host_url"])
+    cookie = host_browser.cookie_header()
+    players = {"host": Player("host", first, cookie, True)}
+    for seat in ("A-chief", "B-chief"):
+        browser = Browser(first.base)
+        browser.take_seat(code, seat, seat)
+        players[seat] = Player(seat, first, browser.cookie_header())
+    tasks = [asyncio.create_task(p.run(code)) for p in players.values()]
+    try:
+        for player in players.values():
+            await player.wait_for(lambda f: f["type"] == "snapshot")
+        assert (await players["host"].command("start_game"))["type"] == "ack"
+        a_chief = players["A-chief"]
+        for n in range(3):
+            assert (await a_chief.command("chat", channel="table", text=f"n{n}"))["type"] == "ack"
+
+        # The instructor opens the game again, on the other server: both servers now listen.
+        late = Player("late", second, cookie, True)
+        tasks.append(asyncio.create_task(late.run(code)))
+        await late.wait_for(lambda f: f["type"] == "snapshot")
+        # Long before either server says again that it listens (LISTEN_RENEW_SECONDS), an
+        # event written on either reaches the other's connections.
+        started = time.monotonic()
+        assert (await a_chief.command("chat", channel="table", text="here"))["type"] == "ack"
+        await late.wait_for(
+            lambda f: f["type"] == "event" and (f["event"] or {}).get("text") == "here"
+        )
+        assert (await late.command("announce", text="from the other server"))["type"] == "ack"
+        for name in ("host", "A-chief", "B-chief"):
+            await players[name].event("announcement_made")
+        assert time.monotonic() - started < hub.LISTEN_RENEW_SECONDS / 2
+        await asyncio.sleep(0.3)  # anything stray would arrive now
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    last = len(stored_log(env["DATABASE_URL"], code))
+    for player in [*players.values(), late]:
+        # Every seq after the snapshot, once and in order (checked as they came).
+        assert sorted(player.events) == list(range(player.first_seq + 1, last + 1)), player.name
 
 
 async def test_a_deadline_fires_once_with_two_servers_holding_its_timer(
