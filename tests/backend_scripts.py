@@ -177,18 +177,33 @@ def start_with_deadline_in(code: str, seconds: float) -> None:
 
 def batch_of_games(codes: list[str]) -> None:
     """Start the games, then write one batch with commands of every game (two of the first,
-    and more events than one ``INSERT`` takes), and print what the database holds."""
+    and more events than one ``INSERT`` takes) and a small one (two commands a game), and
+    print what the database holds and the statements the small batch sent."""
     from negotiation.models import Game, GameCommand
 
     games = [services.game_by_code(code) for code in codes]
     for game in games:
         services.submit(game_id=game.pk, command=c.StartGame(c.INSTRUCTOR), issuer="test")
-    requests = [
-        services.Request(game.pk, c.Chat("A-chief", "table", f"{game.code}-{n}"), "p", f"{n}")
-        for n in range(services.INSERT_ROWS // len(games) + 2)
-        for game in games
-    ]
-    results = services.submit_many(requests)
+
+    def chats(first: int, count: int) -> list[services.Request]:
+        return [
+            services.Request(game.pk, c.Chat("A-chief", "table", f"{game.code}-{n}"), "p", f"{n}")
+            for n in range(first, first + count)
+            for game in games
+        ]
+
+    big = chats(0, services.INSERT_ROWS // len(games) + 2)
+    small = chats(len(big) // len(games), 2)
+    results = services.submit_many(big)
+    statements: list[str] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        statements.append(sql.split(None, 1)[0].upper())
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        results += services.submit_many(small)
+    requests = big + small
     rows = {
         game.code: {
             "last_seq": game.last_seq,
@@ -225,6 +240,7 @@ def batch_of_games(codes: list[str]) -> None:
                 "rows": rows,
                 "states": states,
                 "texts": texts,
+                "small_batch_statements": statements,
             }
         )
     )

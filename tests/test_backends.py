@@ -110,7 +110,9 @@ def test_a_batch_of_several_games_is_written_and_projected_on_each_database(
     database: str, tmp_path: Path
 ) -> None:
     """One statement per table for the whole batch: every event, command record and game row
-    as the single writes would leave them (a column of NULL deadlines keeps its type)."""
+    as the single writes would leave them (a column of NULL deadlines keeps its type). On
+    PostgreSQL a batch whose rows fit one ``INSERT`` per table sends them with the games'
+    ``UPDATE`` as one statement, after the row locks."""
     with contextlib.ExitStack() as stack:
         if database == "postgresql":
             url = stack.enter_context(postgres_database())
@@ -146,6 +148,11 @@ def test_a_batch_of_several_games_is_written_and_projected_on_each_database(
     # The game with phase deadlines has one; the others hold NULL.
     assert result["rows"][codes[2]]["deadline"] is not None
     assert result["rows"][codes[0]]["deadline"] is None
+    if database == "postgresql":
+        assert result["small_batch_statements"] == ["SELECT", "WITH"]
+    else:
+        # SQLite: the write lock taken when the transaction begins (no row locks).
+        assert result["small_batch_statements"] == ["BEGIN", "INSERT", "INSERT", "UPDATE"]
 
 
 def test_a_writer_with_a_stale_state_collides_reloads_and_applies_once() -> None:

@@ -108,6 +108,15 @@ def two_servers(tmp_path: Path) -> Iterator[tuple[dict[str, str], Server, Server
         yield servers
 
 
+def hosted_game(env: dict[str, str], server: Server) -> tuple[dict[str, Any], str]:
+    """A new game of the built-in scenario, and the cookie of its host (whose link was opened
+    on ``server``)."""
+    game = create_game(env, "gatt")
+    host_browser = Browser(server.base)
+    host_browser.open_host_link(game["host_url"])
+    return game, host_browser.cookie_header()
+
+
 def stored_log(url: str, code: str) -> list[e.Event]:
     with psycopg.connect(url) as connection:
         rows = connection.execute(
@@ -122,12 +131,10 @@ async def test_one_game_played_across_two_servers_sharing_redis(
     two_servers: tuple[dict[str, str], Server, Server],
 ) -> None:
     env, first, second = two_servers
-    game = create_game(env, "gatt")
+    game, host_cookie = hosted_game(env, first)
     code = game["code"]
     servers = (first, second)
-    host_browser = Browser(first.base)
-    host_browser.open_host_link(game["host_url"])
-    players: dict[str, Player] = {"host": Player("host", first, host_browser.cookie_header(), True)}
+    players: dict[str, Player] = {"host": Player("host", first, host_cookie, True)}
     countries = sorted({s["country"] for s in game["seats"]})
     for index, seat_info in enumerate(game["seats"]):
         # Alternate within each country, each country starting on another server: the two
@@ -198,11 +205,8 @@ async def test_a_viewer_who_joins_a_game_on_the_other_server_is_served_at_once(
     two_servers: tuple[dict[str, str], Server, Server],
 ) -> None:
     env, first, second = two_servers
-    game = create_game(env, "gatt")
+    game, cookie = hosted_game(env, first)
     code = game["code"]
-    host_browser = Browser(first.base)
-    host_browser.open_host_link(game["host_url"])
-    cookie = host_browser.cookie_header()
     players = {"host": Player("host", first, cookie, True)}
     for seat in ("A-chief", "B-chief"):
         browser = Browser(first.base)
