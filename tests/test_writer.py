@@ -34,6 +34,19 @@ def test_postgresql_takes_the_configured_lanes(monkeypatch: pytest.MonkeyPatch) 
         assert writer.write_lanes() == 1
 
 
+def test_postgresql_batches_gather_for_longer_than_sqlite_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.conf import settings
+
+    assert writer.batch_interval() == writer.MIN_BATCH_INTERVAL
+    assert writer.Writer()._interval == writer.MIN_BATCH_INTERVAL
+    monkeypatch.setitem(settings.DATABASES["default"], "ENGINE", "django.db.backends.postgresql")
+    assert writer.batch_interval() == writer.MIN_BATCH_INTERVAL_POSTGRESQL
+    assert writer.Writer()._interval == writer.MIN_BATCH_INTERVAL_POSTGRESQL
+    assert writer.MIN_BATCH_INTERVAL_POSTGRESQL > writer.MIN_BATCH_INTERVAL
+
+
 async def test_each_game_keeps_its_lane_and_lanes_write_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
