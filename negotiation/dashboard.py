@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from channels.db import database_sync_to_async
@@ -130,7 +131,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channe
     """The owner's live view of one class session, and their controls."""
 
     session_id: int | None = None
-    game_ids: list[int] = []
+    game_ids: Sequence[int] = ()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Every message of a game's group reaches the dashboard; any of them may change what it

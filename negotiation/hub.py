@@ -106,10 +106,9 @@ class Hub:
         self._presence_worker: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._announcer: asyncio.Task[None] | None = None
-        #: Other listeners of each game (their origin and when they were last heard of plus
-        #: ``LISTEN_TTL_SECONDS``) and the latest of those moments: publish's test.
+        #: Other listeners of each game: their origin, and when they were last heard of plus
+        #: ``LISTEN_TTL_SECONDS``.
         self._listeners: dict[int, dict[str, float]] = {}
-        self._heard_until: dict[int, float] = {}
         #: The first and last seq this hub wrote and kept from the group, per game.
         self._unsent: dict[int, tuple[int, int]] = {}
 
@@ -223,22 +222,32 @@ class Hub:
         layer = get_channel_layer()
         if layer is None:
             return
-        group = services.group_name(game_id)
         if isinstance(layer, ProcessChannelLayer):
-            if layer.only_member(group, self._channel):
+            if layer.only_member(services.group_name(game_id), self._channel):
                 # One process and no dashboard watching: nobody else to tell.
                 return
-        elif self._heard_until.get(game_id, 0.0) <= time.monotonic():
+        elif not self._others_listen(game_id):
             # Nobody else has said they listen: kept back, sent if someone does.
             kept_from = self._unsent.get(game_id, (stored[0].seq, 0))[0]
             self._unsent[game_id] = (kept_from, stored[-1].seq)
             return
-        message = services.events_message(game_id, stored)
-        message["origin"] = self.origin
         try:
-            await layer.group_send(group, message)
+            await self._send_to_group(layer, game_id, stored)
         except Exception:
             logger.exception("game %s: could not publish events %s..", game_id, stored[0].seq)
+
+    async def _send_to_group(
+        self, layer: Any, game_id: int, stored: Sequence[services.StoredEvent]
+    ) -> None:
+        """Raises what the channel layer raises."""
+        message = services.events_message(game_id, stored)
+        message["origin"] = self.origin
+        await layer.group_send(services.group_name(game_id), message)
+
+    def _others_listen(self, game_id: int) -> bool:
+        """Whether another listener of the game was heard within ``LISTEN_TTL_SECONDS``."""
+        now = time.monotonic()
+        return any(until > now for until in self._listeners.get(game_id, {}).values())
 
     async def _hand_out(
         self, game_id: int, batch: list[tuple[int, e.Event]], first: Member | None = None
@@ -319,8 +328,7 @@ class Hub:
         now = time.monotonic()
         listeners = self._listeners.setdefault(game_id, {})
         new = listeners.get(origin, 0.0) <= now
-        listeners[origin] = until = now + LISTEN_TTL_SECONDS
-        self._heard_until[game_id] = max(until, self._heard_until.get(game_id, 0.0))
+        listeners[origin] = now + LISTEN_TTL_SECONDS
         if not new:
             return
         if game_id in self._members:
@@ -334,18 +342,15 @@ class Hub:
         if span is None:
             return
         first, last = span
-        found: list[list[Any]] = []
+        found: list[services.StoredEvent] = []
         for seq in range(max(first, last - frames.RECENT_EVENTS + 1), last + 1):
             event = frames.recent_event(game_id, seq)
             if event is None:
                 found = []  # only a run of consecutive seqs ending at the last
                 continue
-            found.append([seq, e.event_to_dict(event)])
+            found.append(services.StoredEvent(seq, event, e.event_to_dict(event)))
         if found:
-            await self._layer.group_send(
-                services.group_name(game_id),
-                {"type": "game.events", "game": game_id, "events": found, "origin": self.origin},
-            )
+            await self._send_to_group(self._layer, game_id, found)
 
     async def _hand_presence(self) -> None:
         while True:
@@ -379,7 +384,6 @@ class Hub:
                         del listeners[origin]
                 if not listeners:
                     del self._listeners[game_id]
-                    self._heard_until.pop(game_id, None)
             try:
                 await say_listening(layer, list(self._members), self.origin)
             except Exception:

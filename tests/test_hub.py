@@ -591,7 +591,7 @@ async def test_a_second_process_is_sent_what_was_kept_back_and_answered_at_once(
             [[seq, chat(seq, f"kept {seq}").payload] for seq in (1, 2, 3)]
         ]
         # Both know of each other now: each one's batches reach the other at once.
-        await eventually(lambda: bool(other._heard_until.get(GAME)))
+        await eventually(lambda: other._others_listen(GAME))
         await the_hub.publish(GAME, [chat(4, "from here")])
         await eventually(lambda: there.seqs == [1, 2, 3, 4])
         await other.publish(GAME, [chat(5, "from there")])
@@ -612,7 +612,7 @@ async def test_a_dashboard_that_says_it_listens_gets_every_batch_until_it_falls_
     dashboard = await shared.new_channel("dashboard.")
     await shared.group_add(services.group_name(GAME), dashboard)
     await hub_module.say_listening(shared, [GAME], dashboard)
-    await eventually(lambda: bool(the_hub._heard_until.get(GAME)))
+    await eventually(lambda: the_hub._others_listen(GAME))
     await the_hub.publish(GAME, [chat(1, "watched")])
     received: list[dict[str, Any]] = []
     while not any(m["type"] == "game.events" for m in received):
@@ -642,7 +642,7 @@ async def test_a_hub_says_again_that_it_listens_and_forgets_the_silent(
     await eventually(lambda: "a-dashboard" in the_hub._listeners.get(GAME, {}))
     await eventually(lambda: len(shared.of_type(hub_module.LISTENING, the_hub.origin)) >= 4)
     await eventually(lambda: GAME not in the_hub._listeners)
-    assert GAME not in the_hub._heard_until
+    assert not the_hub._others_listen(GAME)
 
 
 async def test_batches_kept_back_beyond_the_recent_events_are_left_to_be_fetched(
