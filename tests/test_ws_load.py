@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from typing import Any
@@ -45,6 +46,8 @@ ROW_FIELDS = {
     "drained",
     "server_cpu_cores",
     "client_cpu_cores",
+    "services_cpu_cores",
+    "idle_cores",
     "late_sends",
     "max_send_lag_ms",
     "actions",
@@ -83,6 +86,8 @@ def test_every_system_reports_every_figure(report: dict[str, Any]) -> None:
         rows = [system["fixed"], *system["saturation"]["steps"]]
         for row in rows:
             assert set(row) >= ROW_FIELDS, (name, ROW_FIELDS - set(row))
+            assert 0 <= row["idle_cores"] <= report["machine"]["cpus"] + 0.1, (name, row)
+            assert row["services_cpu_cores"] >= 0 and row["server_cpu_cores"] >= 0, (name, row)
         memory = system["memory"]
         assert memory["idle_rss_kib"] > 0 and memory["loaded_rss_kib"] > 0, name
         assert "deliveries_per_s" in system["saturation"], name
@@ -147,12 +152,51 @@ def test_two_processes_are_measured_against_one_process_in_the_same_run(spread: 
     assert report["ratios"] == {"saturation_vs_one_process": expected}
 
 
-def test_after_a_failed_step_the_benchmark_waits_out_the_servers_rate_window(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def ws_load(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``bench/ws_load.py`` as a module."""
     spec = importlib.util.spec_from_file_location("bench_ws_load", ROOT / "bench" / "ws_load.py")
     assert spec is not None and spec.loader is not None
-    ws_load = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, ws_load)
-    spec.loader.exec_module(ws_load)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_after_a_failed_step_the_benchmark_waits_out_the_servers_rate_window(ws_load: Any) -> None:
     assert ws_load.SERVER_RATE_WINDOW_SECONDS >= consumers.RATE_LIMIT_SECONDS
+
+
+def test_a_steps_cores_are_differences_of_the_counters_read_around_it(ws_load: Any) -> None:
+    # PostgreSQL backend 11 ran through the step, 12 started during it, 13 ended during it.
+    before = ws_load.MachineSample(servers=[10.0, 20.0], services={11: 5.0, 13: 1.0}, idle=100.0)
+    after = ws_load.MachineSample(servers=[14.0, 23.0], services={11: 6.0, 12: 0.5}, idle=104.0)
+    assert before.cores_until(after, 10.0) == {
+        "server_cpu_cores": 0.7,
+        "services_cpu_cores": 0.15,
+        "idle_cores": 0.4,
+    }
+
+
+def test_the_machine_of_a_real_step_is_read_from_proc(ws_load: Any) -> None:
+    require("127.0.0.1", 5432, "PostgreSQL")
+    sample = ws_load.MachineSample.take([os.getpid()])
+    assert sample.services, "no PostgreSQL process found by its command name"
+    assert sample.servers[0] > 0 and sample.idle > 0
+
+
+def test_the_two_process_target_shows_what_one_process_left_of_the_machine(
+    ws_load: Any,
+) -> None:
+    best = {
+        "idle_cores": 0.4,
+        "server_cpu_cores": 0.81,
+        "client_cpu_cores": 0.62,
+        "services_cpu_cores": 0.13,
+    }
+    note = ws_load.scaling_ceiling({"saturation": {"best": best}}, 2)
+    assert note == (
+        "at most 1.25x on this machine: one process's best step kept 1.60 of 2 cores busy "
+        "(server 0.81, clients 0.62, PostgreSQL and Redis 0.13)"
+    )
+    assert ws_load.scaling_ceiling({"saturation": {"best": None}}, 2) is None
