@@ -200,3 +200,57 @@ def test_the_two_process_target_shows_what_one_process_left_of_the_machine(
         "(server 0.81, clients 0.62, PostgreSQL and Redis 0.13)"
     )
     assert ws_load.scaling_ceiling({"saturation": {"best": None}}, 2) is None
+
+
+def fake_system(limit: float) -> Any:
+    """A ``run_step`` of a system that passes while it is offered at most ``limit`` commands
+    per second, recording each step's (games, rate)."""
+    offered: list[tuple[int, float]] = []
+
+    def run_step(games: int, rate: float, seconds: float) -> dict[str, Any]:
+        offered.append((games, rate))
+        load = games * rate
+        return {"passed": load <= limit, "deliveries_per_s": load * 8, "games": games}
+
+    run_step.offered = offered  # type: ignore[attr-defined]
+    return run_step
+
+
+def test_past_the_top_rate_per_game_the_ladder_spreads_its_load_over_more_games(
+    ws_load: Any,
+) -> None:
+    options = ws_load.parse(["--games", "200", "--saturation-games", "100"])
+    assert ws_load.spread_load(1600, options) == (100, 16.0)
+    assert ws_load.spread_load(6400, options) == (100, 64.0)
+    assert ws_load.spread_load(9050, options) == (142, 63.732)
+    assert ws_load.spread_load(12800, options) == (200, 64.0)
+    # Beyond every connected game at the top rate, the load cannot be offered.
+    assert ws_load.spread_load(25600, options) == (200, 64.0)
+
+    # A system that takes 9,000 commands per second is found above the 6,400 that 100 games
+    # at the top rate offer: the ladder goes on with more games and bisects.
+    run_step = fake_system(9000)
+    result = ws_load.saturate(run_step, options)
+    assert not result["capped"]
+    assert 8000 * 8 < result["deliveries_per_s"] <= 9000 * 8
+    assert (200, 64.0) in run_step.offered and max(g for g, _ in run_step.offered) == 200
+    assert all(rate <= ws_load.MAX_RATE for _, rate in run_step.offered)
+
+
+def test_the_ladder_is_capped_only_when_every_connected_game_at_the_top_rate_passes(
+    ws_load: Any,
+) -> None:
+    options = ws_load.parse(["--games", "200", "--saturation-games", "100"])
+    run_step = fake_system(10**9)
+    result = ws_load.saturate(run_step, options)
+    assert result["capped"]
+    assert run_step.offered[-1] == (200, 64.0)
+    assert result["deliveries_per_s"] == 200 * 64 * 8
+
+    # Below the top rate the ladder keeps to its own games, as before: doubling, then
+    # bisecting between the last passing rate and the first failing one.
+    run_step = fake_system(2000)
+    result = ws_load.saturate(run_step, options)
+    assert {g for g, _ in run_step.offered} == {100}
+    assert [r for _, r in run_step.offered][:9] == [0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32]
+    assert 16 * 100 * 8 <= result["deliveries_per_s"] <= 2000 * 8
