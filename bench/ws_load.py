@@ -820,6 +820,7 @@ def saturate(run_step: Any, options: Options) -> dict[str, Any]:
     best: dict[str, Any] | None = None
     low: float | None = None
     high: float | None = None
+    failed: dict[str, Any] | None = None  # the last step at ``high``
     load = options.saturation_start * first_games
     top_load = options.games * MAX_RATE
 
@@ -843,7 +844,7 @@ def saturate(run_step: Any, options: Options) -> dict[str, Any]:
                 break
             load *= 2
         else:
-            high = load
+            high, failed = load, row
             if low is not None or load / 2 < MIN_RATE * first_games:
                 break
             load /= 2
@@ -856,12 +857,14 @@ def saturate(run_step: Any, options: Options) -> dict[str, Any]:
                 if best is None or row["deliveries_per_s"] > best["deliveries_per_s"]:
                     best = row
             else:
-                high = middle
+                high, failed = middle, row
     return {
         "games": first_games,
         "steps": steps,
         "best": best,
         "deliveries_per_s": best["deliveries_per_s"] if best else 0.0,
+        # What the lowest failing load delivered: the saturation lies between the two.
+        "failed_at": failed["deliveries_per_s"] if failed is not None and best else None,
         "capped": high is None,
     }
 
@@ -889,6 +892,20 @@ def ratios(systems: dict[str, Any]) -> dict[str, Any]:
     if ours_sat is not None and one:
         out["saturation_vs_one_process"] = round(ours_sat / one, 3)
     return out
+
+
+def ratio_range(ours: dict[str, Any], other: dict[str, Any]) -> str | None:
+    """Where the saturation ratio of ``ours`` to ``other`` lies given the ladder's steps: each
+    saturation is between its best passing step and the lowest failing one."""
+    ours_sat, other_sat = ours.get("saturation", {}), other.get("saturation", {})
+    if not (ours_sat.get("failed_at") and other_sat.get("failed_at")):
+        return None
+    # A collapsing server may deliver less at the failing load than at the passing one.
+    ours_top = max(ours_sat["failed_at"], ours_sat["deliveries_per_s"])
+    other_top = max(other_sat["failed_at"], other_sat["deliveries_per_s"])
+    low = ours_sat["deliveries_per_s"] / other_top
+    high = ours_top / other_sat["deliveries_per_s"]
+    return f"between {low:.3f} and {high:.3f} within the ladder's steps"
 
 
 def targets(options: Options, systems: dict[str, Any], ratio: dict[str, Any]) -> list[Any]:
@@ -928,6 +945,7 @@ def targets(options: Options, systems: dict[str, Any], ratio: dict[str, Any]) ->
             ratio["saturation_vs_channels"],
             f">= {TARGET_VS_CHANNELS:g}x",
             ratio["saturation_vs_channels"] >= TARGET_VS_CHANNELS,
+            ratio_range(ours, systems.get("channels", {})),
         )
     if not one_process and "saturation_vs_one_process" in ratio:
         judge(
@@ -943,6 +961,7 @@ def targets(options: Options, systems: dict[str, Any], ratio: dict[str, Any]) ->
             ratio["saturation_vs_asgi"],
             f">= {TARGET_VS_ASGI:g}x",
             ratio["saturation_vs_asgi"] >= TARGET_VS_ASGI,
+            ratio_range(ours, systems.get("asgi", {})),
         )
     judge(
         "server memory per connected seat (KiB)",
@@ -1038,12 +1057,13 @@ def table(report: dict[str, Any]) -> str:
         for name, result in systems.items():
             sat = result.get("saturation")
             if sat is not None:
-                capped = (
-                    " (capped: the ladder's top load, every game at its top rate, passed)"
-                    if sat["capped"]
-                    else ""
-                )
-                out.append(f"  {SYSTEM_LABELS[name]:<30} {sat['deliveries_per_s']:>9.0f}{capped}")
+                if sat["capped"]:
+                    bracket = " (capped: the ladder's top load, every game at its top rate, passed)"
+                elif sat.get("failed_at"):
+                    bracket = f" (the next load failed at {sat['failed_at']:.0f})"
+                else:
+                    bracket = ""
+                out.append(f"  {SYSTEM_LABELS[name]:<30} {sat['deliveries_per_s']:>9.0f}{bracket}")
     out += ["", "Memory (server RSS)"]
     for name, result in systems.items():
         memory = result["memory"]

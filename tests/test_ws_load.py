@@ -233,6 +233,8 @@ def test_past_the_top_rate_per_game_the_ladder_spreads_its_load_over_more_games(
     result = ws_load.saturate(run_step, options)
     assert not result["capped"]
     assert 8000 * 8 < result["deliveries_per_s"] <= 9000 * 8
+    # The lowest failing load is reported: the saturation lies between the two.
+    assert 9000 * 8 < result["failed_at"] < result["deliveries_per_s"] * 1.1
     assert (200, 64.0) in run_step.offered and max(g for g, _ in run_step.offered) == 200
     assert all(rate <= ws_load.MAX_RATE for _, rate in run_step.offered)
 
@@ -243,7 +245,7 @@ def test_the_ladder_is_capped_only_when_every_connected_game_at_the_top_rate_pas
     options = ws_load.parse(["--games", "200", "--saturation-games", "100"])
     run_step = fake_system(10**9)
     result = ws_load.saturate(run_step, options)
-    assert result["capped"]
+    assert result["capped"] and result["failed_at"] is None
     assert run_step.offered[-1] == (200, 64.0)
     assert result["deliveries_per_s"] == 200 * 64 * 8
 
@@ -254,3 +256,16 @@ def test_the_ladder_is_capped_only_when_every_connected_game_at_the_top_rate_pas
     assert {g for g, _ in run_step.offered} == {100}
     assert [r for _, r in run_step.offered][:9] == [0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32]
     assert 16 * 100 * 8 <= result["deliveries_per_s"] <= 2000 * 8
+
+
+def test_a_saturation_ratio_is_bracketed_by_each_systems_failing_step(ws_load: Any) -> None:
+    ours = {"saturation": {"deliveries_per_s": 24000.0, "failed_at": 25500.0}}
+    other = {"saturation": {"deliveries_per_s": 50000.0, "failed_at": 55000.0}}
+    assert ws_load.ratio_range(ours, other) == "between 0.436 and 0.510 within the ladder's steps"
+    # A server that collapsed at the failing load delivered less there than it sustained.
+    collapsed = {"saturation": {"deliveries_per_s": 24000.0, "failed_at": 20000.0}}
+    assert ws_load.ratio_range(collapsed, other) == (
+        "between 0.436 and 0.480 within the ladder's steps"
+    )
+    capped = {"saturation": {"deliveries_per_s": 50000.0, "failed_at": None}}
+    assert ws_load.ratio_range(ours, capped) is None
