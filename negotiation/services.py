@@ -512,13 +512,17 @@ class _Rows:
             and len(commands) <= INSERT_ROWS
         ):
             _write_together(events, commands, written)
-            return
-        if events:
-            _insert(GameEvent, EVENT_FIELDS, events)
-        if commands:
-            _insert(GameCommand, COMMAND_FIELDS, commands)
-        if written:
-            _project_many(written)
+        else:
+            if events:
+                _insert(GameEvent, EVENT_FIELDS, events)
+            if commands:
+                _insert(GameCommand, COMMAND_FIELDS, commands)
+            if written:
+                with connection.cursor() as cursor:
+                    cursor.execute(*_projection_with(written))
+        # Then the seats of the games whose seats changed.
+        for game_id, _, stored in written:
+            _project_seats(game_id, stored)
 
 
 def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
@@ -614,8 +618,6 @@ def _write_together(
         cursor.execute(
             f"WITH {', '.join(clauses)} {update}" if clauses else update, params + values
         )
-    for game_id, _, stored in written:
-        _project_seats(game_id, stored)
 
 
 def _append(
@@ -654,20 +656,11 @@ def _append(
 PROJECTED = ("status", "phase", "deadline", "last_seq")
 
 
-def _project_many(written: Sequence[tuple[int, GameState, Sequence[StoredEvent]]]) -> None:
-    """Bring ``Game`` and ``Seat`` in line with the states new events lead to: one ``UPDATE``
-    statement for all the games, then the seats of games whose seats changed."""
-    if written:
-        with connection.cursor() as cursor:
-            cursor.execute(*_projection_with(written))
-    for game_id, _, stored in written:
-        _project_seats(game_id, stored)
-
-
 def _projection_with(
     written: Sequence[tuple[int, GameState, Sequence[StoredEvent]]],
 ) -> tuple[str, list[Any]]:
-    """``_project_many``'s ``UPDATE`` of the ``written`` games (at least one) and its
+    """The ``UPDATE`` that brings the ``Game`` rows of the ``written`` games (at least one) in
+    line with the states their new events lead to, one statement for all, and its
     parameters."""
     rows = [
         (game_id, (_status_of(state), state.phase, state.deadline, state.seq))
@@ -686,7 +679,7 @@ def _projection_with(
 
 @functools.cache
 def _projection_statement(games: int, vendor: str) -> str:
-    """The ``UPDATE`` of ``_project_many`` for ``games`` games on a database ``vendor``, made
+    """The ``UPDATE`` of ``_projection_with`` for ``games`` games on a database ``vendor``, made
     once per process and count: for several games, each column is a ``CASE`` on the id (cast
     to the column's type, so that a column of NULLs is still of its type)."""
     quote = connection.ops.quote_name

@@ -52,17 +52,19 @@ MIN_BATCH_INTERVAL = 0.003
 MIN_BATCH_INTERVAL_POSTGRESQL = 0.008
 
 
+def _on_sqlite() -> bool:
+    return str(settings.DATABASES["default"]["ENGINE"]).endswith("sqlite3")
+
+
 def batch_interval() -> float:
     """How often a busy lane starts a batch (seconds), for the configured database."""
-    engine = str(settings.DATABASES["default"]["ENGINE"])
-    return MIN_BATCH_INTERVAL if engine.endswith("sqlite3") else MIN_BATCH_INTERVAL_POSTGRESQL
+    return MIN_BATCH_INTERVAL if _on_sqlite() else MIN_BATCH_INTERVAL_POSTGRESQL
 
 
 def write_lanes() -> int:
     """How many batches this process writes at once: ``RATIFY_WRITE_LANES`` (default 1);
     always 1 with SQLite."""
-    engine = str(settings.DATABASES["default"]["ENGINE"])
-    if engine.endswith("sqlite3"):
+    if _on_sqlite():
         return 1
     return max(1, int(getattr(settings, "RATIFY_WRITE_LANES", 1) or 1))
 
