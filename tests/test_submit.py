@@ -7,6 +7,7 @@ import io
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from negotiation import services
 from negotiation.engine import commands as c
@@ -263,3 +264,22 @@ def test_the_scenario_member_index_holds_every_cached_states_scenario() -> None:
     # Each cached state carries its own scenario: a smaller index would be emptied and
     # rebuilt over and over by a process serving more games than it holds.
     assert scenario_module.MEMBER_INDEX_SIZE >= services.STATE_CACHE_SIZE
+
+
+@pytest.mark.parametrize(
+    ("model", "unique"),
+    [(GameEvent, ["game_id", "seq"]), (GameCommand, ["game_id", "issuer", "client_id"])],
+)
+def test_a_log_table_is_indexed_by_game_only_through_its_unique_constraint(
+    model: type[GameEvent] | type[GameCommand], unique: list[str]
+) -> None:
+    # Every index is written on every insert of a batch: one that only repeats the unique
+    # constraint's leading column costs a page per row and serves no lookup the other does not.
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+    indexes = [
+        info["columns"]
+        for info in constraints.values()
+        if (info["index"] or info["unique"]) and not info["primary_key"]
+    ]
+    assert indexes == [unique]
