@@ -5,11 +5,12 @@ for instance with a message over ``--websocket-max-message-size`` (1 MiB by defa
 client sees a lost connection (1006) and reconnects as if the network had failed. Here it
 closes with the WebSocket close code instead (1009, message too big), so the client is told.
 
-Each websocket's scope also carries a server extension, ``frames.TEXT_SENDER``: a plain
-function that sends a text frame on that socket at once. A game event goes to every socket of
-the game, and the standard ASGI ``send`` costs, per frame, a session-middleware check and two
-coroutines before Daphne writes it; the consumer sends events and answers through the
-extension when the server offers it (and through ``send`` elsewhere, as under test
+Each websocket's scope also carries a server extension, ``frames.TEXT_SENDER``: plain
+functions that send text frames on that socket at once, ``send`` one and ``send_all`` several
+in one write (a command's events and its acknowledgement to its sender). A game event goes to
+every socket of the game, and the standard ASGI ``send`` costs, per frame, a session-middleware
+check and two coroutines before Daphne writes it; the consumer sends events and answers
+through the extension when the server offers it (and through ``send`` elsewhere, as under test
 communicators). Everything else is Daphne's own command line.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import gc
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import daphne.server
@@ -40,7 +41,10 @@ class DirectSendServer(daphne.server.Server):  # type: ignore[misc]  # Daphne is
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
         if scope.get("type") == "websocket":
-            scope.setdefault("extensions", {})[TEXT_SENDER] = {"send": self._text_sender(protocol)}
+            scope.setdefault("extensions", {})[TEXT_SENDER] = {
+                "send": self._text_sender(protocol),
+                "send_all": self._texts_sender(protocol),
+            }
         return super().create_application(protocol, scope)
 
     def _text_sender(self, protocol: Any) -> Callable[[str], bool]:
@@ -48,16 +52,35 @@ class DirectSendServer(daphne.server.Server):  # type: ignore[misc]  # Daphne is
             """Send ``text`` as a text frame now; False (nothing done) until the handshake is
             complete, when the ASGI ``send`` must be used. On a closed or closing connection
             the frame is dropped, as Daphne's own ``send`` drops it."""
-            if protocol.state == protocol.STATE_OPEN:
-                connection = self.connections.get(protocol)
-                if connection is not None and not connection.get("disconnected"):
-                    payload = text.encode("utf-8")
-                    if not _write_now(protocol, payload):
-                        protocol.sendMessage(payload, False)
-                return True
-            return bool(protocol.state != protocol.STATE_CONNECTING)
+            if protocol.state != protocol.STATE_OPEN:
+                return bool(protocol.state != protocol.STATE_CONNECTING)
+            if self._still_served(protocol):
+                payload = text.encode("utf-8")
+                if not _write_now(protocol, text_frame(payload)):
+                    protocol.sendMessage(payload, False)
+            return True
 
         return send_text
+
+    def _texts_sender(self, protocol: Any) -> Callable[[Sequence[str]], bool]:
+        def send_all(texts: Sequence[str]) -> bool:
+            """``send_text`` for each of ``texts`` in turn, in one write to the socket when it
+            takes them at once (one system call instead of one per frame)."""
+            if protocol.state != protocol.STATE_OPEN:
+                return bool(protocol.state != protocol.STATE_CONNECTING)
+            if self._still_served(protocol):
+                payloads = [text.encode("utf-8") for text in texts]
+                if not _write_now(protocol, b"".join([text_frame(p) for p in payloads])):
+                    for payload in payloads:
+                        protocol.sendMessage(payload, False)
+            return True
+
+        return send_all
+
+    def _still_served(self, protocol: Any) -> bool:
+        """Whether Daphne still serves the open connection (it did not mark it disconnected)."""
+        connection = self.connections.get(protocol)
+        return connection is not None and not connection.get("disconnected")
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -71,9 +94,9 @@ def text_frame(payload: bytes) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, size) + payload
 
 
-def _write_now(protocol: Any, payload: bytes) -> bool:
-    """Write ``payload`` as a text frame straight to the socket when nothing else is waiting to
-    be written on it: Twisted's own ``write`` would register the socket with the event loop
+def _write_now(protocol: Any, frames: bytes) -> bool:
+    """Write ``frames`` (whole text frames, ``text_frame``) straight to the socket when nothing
+    else is waiting to be written on it: Twisted's own ``write`` would register the socket with the event loop
     for writing and unregister it once written (two system calls and a selector update per
     frame, the largest cost of a busy server). What the socket does not take at once goes
     through Twisted as before, and so does everything when the connection is not a plain TCP
@@ -90,13 +113,12 @@ def _write_now(protocol: Any, payload: bytes) -> bool:
         or protocol._perMessageCompress is not None
     ):
         return False
-    frame = text_frame(payload)
-    written = transport.writeSomeData(frame)
+    written = transport.writeSomeData(frames)
     if not isinstance(written, int):
         # The connection is lost: Twisted finds out and closes it as it would have.
-        transport.write(frame)
-    elif written < len(frame):
-        transport.write(frame[written:])
+        transport.write(frames)
+    elif written < len(frames):
+        transport.write(frames[written:])
     return True
 
 

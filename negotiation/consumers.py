@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +42,8 @@ FETCH_RETRY_SECONDS = 1.0
 RATE_LIMIT_FRAMES = 20
 RATE_LIMIT_SECONDS = 2.0
 RATE_LIMIT_MESSAGE = "Too many frames; slow down."
+#: The events that may take a connection's seat from its player (``_loses_its_seat``).
+SEAT_EVENTS = frozenset({e.SeatTaken, e.SeatReleased})
 #: Close codes.
 CLOSE_NO_SUCH_GAME = 4404
 
@@ -64,6 +65,11 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
     _joined: bool = False
     #: The server's synchronous text sender (``frames.TEXT_SENDER``), when it offers one.
     _send_text: Callable[[str], bool] | None = None
+    #: Its sender of several frames in one write, when it offers one.
+    _send_all: Callable[[Sequence[str]], bool] | None = None
+    #: Frames held back by ``_hold`` until ``_release``, and the sender they then go through.
+    _held: list[str] | None = None
+    _held_for: Callable[[str], bool] | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a hop to a worker
@@ -108,6 +114,8 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         offered = self.scope.get("extensions", {}).get(frames.TEXT_SENDER)
         if isinstance(offered, dict) and callable(offered.get("send")):
             self._send_text = offered["send"]
+            if callable(offered.get("send_all")):
+                self._send_all = offered["send_all"]
         runtime.start()
         runtime.watch(self.binding.game_id)
         await self._announce("presence.join")
@@ -233,16 +241,56 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         if not outcome.accepted:
             await self._send(protocol.error(frame.id, outcome.code, outcome.message))
             return
-        if outcome.events:
-            # This connection first, then the others here, then the group, from this loop.
-            await hub().publish(binding.game_id, outcome.events, first=self, state=outcome.state)
-            runtime.after_write(binding.game_id, outcome.state)
-        else:
-            # A retried command: its events were sent before, or are still to come.
-            await self.take_upto(outcome.last_seq)
-        # The command's events before its acknowledgement, even when fetched.
-        await self._fetched()
-        await self._send(protocol.ack(frame.id, outcome.last_seq))
+        # The command's events and its acknowledgement reach this connection in one write.
+        self._hold()
+        try:
+            if outcome.events:
+                # This connection first, then the others here, then the group, from this loop.
+                await hub().publish(
+                    binding.game_id, outcome.events, first=self, state=outcome.state
+                )
+                runtime.after_write(binding.game_id, outcome.state)
+            else:
+                # A retried command: its events were sent before, or are still to come.
+                await self.take_upto(outcome.last_seq)
+            if self._fetching is not None:
+                # Events fetched from the database go out as they come, not held meanwhile.
+                await self._release()
+                # The command's events before its acknowledgement, even when fetched.
+                await self._fetched()
+            await self._send(protocol.ack(frame.id, outcome.last_seq))
+        finally:
+            await self._release()
+
+    def _hold(self) -> None:
+        """Hold every frame of this connection from now until ``_release``, which sends them
+        in order in one write (``send_all``): one system call for a command's events and its
+        acknowledgement instead of one each. Does nothing without ``send_all``."""
+        send_text = self._send_text
+        if send_text is None or self._send_all is None or self._held is not None:
+            return
+        held: list[str] = []
+
+        def hold(text: str) -> bool:
+            held.append(text)
+            return True
+
+        self._held, self._held_for, self._send_text = held, send_text, hold
+
+    async def _release(self) -> None:
+        """Send the frames held since ``_hold`` and send at once again (nothing when not
+        holding)."""
+        held, send_text = self._held, self._held_for
+        if held is None or send_text is None:
+            return
+        self._held, self._held_for, self._send_text = None, None, send_text
+        if not held:
+            return
+        send_all = self._send_all
+        sent = send_text(held[0]) if len(held) == 1 or send_all is None else send_all(held)
+        if not sent:
+            for text in held:
+                await self.base_send({"type": "websocket.send", "text": text})
 
     # ----------------------------------------------------------------------------------------
     # Events, from the hub
@@ -255,10 +303,27 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
     def take_now(self, batch: Sequence[tuple[int, e.Event]]) -> bool:
         """``take`` without awaiting: True when done, False when ``take`` must be awaited (the
         server offers no synchronous sender, or it refused a frame)."""
-        if self._send_text is None:
+        send_text = self._send_text
+        if send_text is None:
             return False
-        if batch and batch[-1][0] > self.known_seq:
+        if not batch:
+            return self._pump_now()
+        if batch[-1][0] > self.known_seq:
             self.known_seq = batch[-1][0]
+        if (
+            self.last_sent is not None
+            and batch[0][0] == self.last_sent + 1
+            and not self._greeting
+            and self._fetching is None
+        ):
+            # The usual case: the batch follows what was sent, and is sent straight from it
+            # (``_pump_now`` would look each event up again among the recent ones).
+            for seq, event in batch:
+                if not send_text(self._event_text(seq, event)):
+                    return False
+                self.last_sent = seq
+                if type(event) in SEAT_EVENTS and self._loses_its_seat(seq, event):
+                    self._become_spectator()
         return self._pump_now()
 
     async def take_upto(self, seq: int) -> None:
@@ -355,7 +420,7 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
 
     def _sent(self, seq: int, event: e.Event) -> None:
         self.last_sent = seq
-        if self._loses_its_seat(seq, event):
+        if type(event) in SEAT_EVENTS and self._loses_its_seat(seq, event):
             self._become_spectator()
 
     def _loses_its_seat(self, seq: int, event: e.Event) -> bool:
@@ -470,7 +535,7 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         )
 
     async def _send(self, frame: dict[str, Any]) -> None:
-        await self._send_raw(json.dumps(frame, separators=(",", ":"), allow_nan=False))
+        await self._send_raw(frames.FRAME_ENCODER.encode(frame))
 
     async def _send_raw(self, text: str) -> None:
         """Send a text frame: through the server's own sender when it offers one, else through

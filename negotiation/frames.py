@@ -19,8 +19,14 @@ from negotiation.engine import events as e
 
 #: The ASGI scope extension through which the project's server (``config.serve``) offers a
 #: websocket application a synchronous text sender: ``scope["extensions"][TEXT_SENDER]["send"]``
-#: is ``send(text) -> bool``, False when the frame must go through the ASGI ``send`` instead.
+#: is ``send(text) -> bool``, False when the frame must go through the ASGI ``send`` instead;
+#: ``["send_all"]``, when offered, is ``send_all(texts) -> bool``, the same for several frames in
+#: turn, written together.
 TEXT_SENDER = "ratify.send_text"
+
+#: How every frame is encoded: compact, and refusing NaN and infinities, which JSON lacks. One
+#: encoder for all (``json.dumps`` with these options builds a new one for each call).
+FRAME_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 #: Entries kept in each cache (a few seconds of a busy server's events).
 CACHE_SIZE = 4096
@@ -41,9 +47,7 @@ def event_text(seq: int, shown: e.Event | None) -> str:
     if entry is not None and entry[0] is shown:
         return entry[1]
     payload = e.event_to_dict(shown) if shown is not None else None
-    text = json.dumps(
-        {"type": "event", "seq": seq, "event": payload}, separators=(",", ":"), allow_nan=False
-    )
+    text = FRAME_ENCODER.encode({"type": "event", "seq": seq, "event": payload})
     _remember(_encoded, key, (shown, text))
     return text
 

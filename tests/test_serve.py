@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -87,7 +89,8 @@ async def test_a_websocket_scope_carries_the_text_sender_and_an_http_scope_does_
     [scope] = server.scopes
     offered = scope["extensions"][frames.TEXT_SENDER]
     assert offered["send"]("caf\u00e9") is True
-    assert protocol.sent == [("caf\u00e9".encode(), False)]
+    assert offered["send_all"](["a", "b"]) is True
+    assert protocol.sent == [("caf\u00e9".encode(), False), (b"a", False), (b"b", False)]
 
     other = FakeProtocol(FakeProtocol.STATE_OPEN)
     server.connections[other] = {}
@@ -191,24 +194,75 @@ def test_unless_the_connection_is_plain_tcp_at_rest_autobahn_sends_the_frame(bus
     assert transport.on_the_wire == []
 
 
+def texts_sender_for(protocol: FakeProtocol, **connection: Any) -> Any:
+    server = server_with(protocol, **connection)
+    return server._texts_sender(protocol)
+
+
+def test_several_frames_go_to_the_socket_in_one_write() -> None:
+    transport = FakeTransport()
+    protocol = FakeProtocol(FakeProtocol.STATE_OPEN, transport)
+    assert texts_sender_for(protocol)(["caf\u00e9", "ack"]) is True
+    assert transport.on_the_wire == [text_frame("caf\u00e9".encode()) + text_frame(b"ack")]
+    assert transport.buffered == [] and protocol.sent == []
+
+
+def test_several_frames_on_a_busy_connection_go_through_autobahn_in_turn() -> None:
+    transport = FakeTransport()
+    transport._tempDataBuffer.append(b"earlier")
+    protocol = FakeProtocol(FakeProtocol.STATE_OPEN, transport)
+    assert texts_sender_for(protocol)(["one", "two"]) is True
+    assert protocol.sent == [(b"one", False), (b"two", False)]
+    assert transport.on_the_wire == []
+
+
+@pytest.mark.parametrize(
+    ("state", "connection", "answer"),
+    [
+        (FakeProtocol.STATE_CONNECTING, {}, False),
+        (FakeProtocol.STATE_CLOSING, {}, True),
+        (FakeProtocol.STATE_OPEN, {"disconnected": 1.0}, True),
+    ],
+)
+def test_several_frames_are_refused_before_the_handshake_and_dropped_once_closed(
+    state: int, connection: dict[str, Any], answer: bool
+) -> None:
+    transport = FakeTransport()
+    protocol = FakeProtocol(state, transport)
+    assert texts_sender_for(protocol, **connection)(["one", "two"]) is answer
+    assert protocol.sent == [] and transport.on_the_wire == []
+
+
 # --------------------------------------------------------------------------------------------
 # The consumer
 
 
-def offering(socket: WebsocketCommunicator, accept: bool) -> list[str]:
+def offering(
+    socket: WebsocketCommunicator, accept: bool, writes: list[list[str]] | None = None
+) -> list[str]:
     """Offer ``socket``'s application a text sender that delivers to the test's side of the
     socket at once (as the server would write to it), or refuses every frame; returns the
-    texts it took."""
+    texts it took. With ``writes``, ``send_all`` is offered too, and ``writes`` gets the texts
+    of each call of either (one call, one write)."""
     taken: list[str] = []
 
-    def send_text(text: str) -> bool:
+    def send_all(texts: Sequence[str]) -> bool:
         if not accept:
             return False
-        taken.append(text)
-        socket.output_queue.put_nowait({"type": "websocket.send", "text": text})
+        if writes is not None:
+            writes.append(list(texts))
+        for text in texts:
+            taken.append(text)
+            socket.output_queue.put_nowait({"type": "websocket.send", "text": text})
         return True
 
-    socket.scope.setdefault("extensions", {})[frames.TEXT_SENDER] = {"send": send_text}
+    def send_text(text: str) -> bool:
+        return send_all([text])
+
+    offered: dict[str, Any] = {"send": send_text}
+    if writes is not None:
+        offered["send_all"] = send_all
+    socket.scope.setdefault("extensions", {})[frames.TEXT_SENDER] = offered
     return taken
 
 
@@ -249,6 +303,49 @@ async def test_the_consumer_sends_through_the_servers_sender_when_offered(accept
             assert taken_by_host == [] and taken_by_player == []
     finally:
         for client in clients:
+            await client.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_server")
+async def test_a_commands_events_and_acknowledgement_reach_its_sender_in_one_write() -> None:
+    t = await table()
+    sockets = {
+        "host": communicator(t.code, t.sessions["host"], host=True),
+        "A-chief": communicator(t.code, t.sessions["A-chief"]),
+    }
+    writes: dict[str, list[list[str]]] = {name: [] for name in sockets}
+    for name, socket in sockets.items():
+        offering(socket, True, writes[name])
+    clients = {}
+    for name, socket in sockets.items():
+        connected, _ = await socket.connect(timeout=WAIT)
+        assert connected
+        clients[name] = client = Client(socket)
+        await client.send({"type": "hello", "last_seq": None})
+        await client.until("snapshot")
+    host, player = clients["host"], clients["A-chief"]
+    try:
+        for name in ("host", "A-chief"):
+            writes[name].clear()
+            ack = await (
+                host.command("start_game")
+                if name == "host"
+                else player.command("chat", channel="table", text="Shall we begin?")
+            )
+            assert ack["type"] == "ack", ack
+            # The command's events, then its ack, in one call of ``send_all``.
+            [write] = [w for w in writes[name] if any('"type":"ack"' in text for text in w)]
+            *events, last = [json.loads(text) for text in write]
+            assert last == ack
+            assert events and all(f["type"] == "event" for f in events)
+            assert [f["seq"] for f in events] == list(
+                range(ack["seq"] - len(events) + 1, ack["seq"] + 1)
+            )
+        # The other connection got the chat as a write of its own.
+        assert any('"chat_posted"' in text for write in writes["host"] for text in write)
+    finally:
+        for client in clients.values():
             await client.close()
 
 

@@ -181,11 +181,11 @@ def _visible(scenario: Scenario, event: e.Event, viewer: str, *, regime: bool) -
         return dataclasses.replace(event, scenario=redacted_scenario(scenario, viewer))
     if isinstance(event, e.SeatTaken):
         return event if viewer == event.seat else dataclasses.replace(event, player="")
-    if isinstance(event, e.ProposalMade | e.ProposalWithdrawn | e.ProposalAccepted):
+    if isinstance(event, (e.ProposalMade, e.ProposalWithdrawn, e.ProposalAccepted)):
         return event if seat is not None else None
     if isinstance(event, e.ChatPosted):
         return event if can_read_channel(scenario, viewer, event.channel) else None
-    if isinstance(event, e.StrawPollOpened | e.StrawPollClosed):
+    if isinstance(event, (e.StrawPollOpened, e.StrawPollClosed)):
         return event if own_country is not None and own_country == event.country else None
     if isinstance(event, e.BallotCast):
         return event if viewer == event.by else HIDDEN_BALLOT
