@@ -127,6 +127,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's backend, rewriting each statement's placeholders once (``config/sqlite3``).
+    DATABASES["default"]["ENGINE"] = "config.sqlite3"
     # Several server processes may share the file: take the write lock when a transaction
     # begins (SQLite has no row locks) and wait for it rather than fail.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

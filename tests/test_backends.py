@@ -31,7 +31,7 @@ def last_json(output: str) -> dict[str, object]:
 
 def test_the_default_is_sqlite_and_the_in_memory_layer() -> None:
     probe = last_json(manage(server_env(), "shell", "-c", SETTINGS_PROBE))
-    assert probe == {"engine": "django.db.backends.sqlite3", "layer": "ProcessChannelLayer"}
+    assert probe == {"engine": "config.sqlite3", "layer": "ProcessChannelLayer"}
 
 
 def test_sqlite_writes_ahead_without_an_fsync_per_commit(tmp_path: Path) -> None:
