@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from config import serve
 from config.serve import DirectSendServer, text_frame
-from negotiation import frames
+from negotiation import frames, services
+from negotiation.engine import commands as c
 from tests.test_consumers import WAIT, Client, communicator, table
 
 pytestmark = [pytest.mark.timeout(30)]
@@ -347,6 +349,41 @@ async def test_a_commands_events_and_acknowledgement_reach_its_sender_in_one_wri
     finally:
         for client in clients.values():
             await client.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_server")
+async def test_a_senders_events_fetched_from_the_log_still_come_in_order_before_its_ack(
+    monkeypatch: Any,
+) -> None:
+    t = await table()
+    socket = communicator(t.code, t.sessions["host"], host=True)
+    writes: list[list[str]] = []
+    offering(socket, True, writes)
+    connected, _ = await socket.connect(timeout=WAIT)
+    assert connected
+    host = Client(socket)
+    try:
+        await host.send({"type": "hello", "last_seq": None})
+        await host.until("snapshot")
+        real_publish = services.publish
+        monkeypatch.setattr(services, "publish", lambda game_id, stored: None)
+        # Written by "another process" whose publication never arrives: a gap the host's
+        # connection fetches from the log while its own command's events are held.
+        await sync_to_async(services.submit)(
+            game_id=t.game.pk, command=c.StartGame(c.INSTRUCTOR), issuer="elsewhere"
+        )
+        monkeypatch.setattr(services, "publish", real_publish)
+        writes.clear()
+        ack = await host.command("extend_deadline", seconds=30)
+        assert ack["type"] == "ack", ack
+        # ``Client`` checks every seq once and in order; the ack comes after them all.
+        sent = [json.loads(text) for write in writes for text in write]
+        kinds = [f["event"]["type"] for f in sent if f["type"] == "event"]
+        assert kinds == ["phase_changed", "deadline_extended"]
+        assert sent[-1] == ack
+    finally:
+        await host.close()
 
 
 def test_a_server_process_switches_threads_often_and_collects_garbage_rarely() -> None:
