@@ -52,13 +52,12 @@ class DirectSendServer(daphne.server.Server):  # type: ignore[misc]  # Daphne is
             """Send ``text`` as a text frame now; False (nothing done) until the handshake is
             complete, when the ASGI ``send`` must be used. On a closed or closing connection
             the frame is dropped, as Daphne's own ``send`` drops it."""
-            if protocol.state != protocol.STATE_OPEN:
-                return bool(protocol.state != protocol.STATE_CONNECTING)
-            if self._still_served(protocol):
+            sendable = self._sendable(protocol)
+            if sendable:
                 payload = text.encode("utf-8")
                 if not _write_now(protocol, text_frame(payload)):
                     protocol.sendMessage(payload, False)
-            return True
+            return sendable is not None
 
         return send_text
 
@@ -66,19 +65,24 @@ class DirectSendServer(daphne.server.Server):  # type: ignore[misc]  # Daphne is
         def send_all(texts: Sequence[str]) -> bool:
             """``send_text`` for each of ``texts`` in turn, in one write to the socket when it
             takes them at once (one system call instead of one per frame)."""
-            if protocol.state != protocol.STATE_OPEN:
-                return bool(protocol.state != protocol.STATE_CONNECTING)
-            if self._still_served(protocol):
+            sendable = self._sendable(protocol)
+            if sendable:
                 payloads = [text.encode("utf-8") for text in texts]
                 if not _write_now(protocol, b"".join([text_frame(p) for p in payloads])):
                     for payload in payloads:
                         protocol.sendMessage(payload, False)
-            return True
+            return sendable is not None
 
         return send_all
 
-    def _still_served(self, protocol: Any) -> bool:
-        """Whether Daphne still serves the open connection (it did not mark it disconnected)."""
+    def _sendable(self, protocol: Any) -> bool | None:
+        """Whether a frame may be written on the connection now: None before the handshake is
+        complete (the ASGI ``send`` must be used), False once it is closing or closed or Daphne
+        no longer serves it (the frame is dropped), True otherwise."""
+        if protocol.state == protocol.STATE_CONNECTING:
+            return None
+        if protocol.state != protocol.STATE_OPEN:
+            return False
         connection = self.connections.get(protocol)
         return connection is not None and not connection.get("disconnected")
 

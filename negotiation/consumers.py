@@ -286,9 +286,9 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
         self._held, self._held_for, self._send_text = None, None, send_text
         if not held:
             return
-        send_all = self._send_all
-        sent = send_text(held[0]) if len(held) == 1 or send_all is None else send_all(held)
-        if not sent:
+        # ``_hold`` holds only where the server offers ``send_all``.
+        assert self._send_all is not None
+        if not self._send_all(held):
             for text in held:
                 await self.base_send({"type": "websocket.send", "text": text})
 
@@ -321,9 +321,7 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
             for seq, event in batch:
                 if not send_text(self._event_text(seq, event)):
                     return False
-                self.last_sent = seq
-                if type(event) in SEAT_EVENTS and self._loses_its_seat(seq, event):
-                    self._become_spectator()
+                self._sent(seq, event)
         return self._pump_now()
 
     async def take_upto(self, seq: int) -> None:

@@ -532,6 +532,17 @@ async def test_no_event_before_hello_then_every_seq_once(connect: Any) -> None:
     assert (await quiet.until("snapshot"))["seq"] == host.seq
 
 
+async def start_unpublished(game_id: int, monkeypatch: Any) -> None:
+    """Start the game as "another process" whose publication never arrives: its connections
+    here see a gap and fetch it from the log."""
+    real_publish = services.publish
+    monkeypatch.setattr(services, "publish", lambda game_id, stored: None)
+    await sync_to_async(services.submit)(
+        game_id=game_id, command=c.StartGame(c.INSTRUCTOR), issuer="elsewhere"
+    )
+    monkeypatch.setattr(services, "publish", real_publish)
+
+
 async def test_events_the_layer_lost_are_fetched_from_the_log(
     connect: Any, monkeypatch: Any
 ) -> None:
@@ -540,13 +551,7 @@ async def test_events_the_layer_lost_are_fetched_from_the_log(
     watcher = await connect(t.code, t.sessions["B1"])
     await host.until("snapshot")
     await watcher.until("snapshot")
-    real_publish = services.publish
-    monkeypatch.setattr(services, "publish", lambda game_id, stored: None)
-    # Written by "another process" whose publication never arrives.
-    await sync_to_async(services.submit)(
-        game_id=t.game.pk, command=c.StartGame(c.INSTRUCTOR), issuer="elsewhere"
-    )
-    monkeypatch.setattr(services, "publish", real_publish)
+    await start_unpublished(t.game.pk, monkeypatch)
     await host.command("extend_deadline", seconds=30)
     frames = await watcher.quiet(0.3)
     kinds = [f["event"]["type"] for f in frames if f["type"] == "event"]

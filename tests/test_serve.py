@@ -11,14 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from config import serve
 from config.serve import DirectSendServer, text_frame
-from negotiation import frames, services
-from negotiation.engine import commands as c
-from tests.test_consumers import WAIT, Client, communicator, table
+from negotiation import frames
+from tests.test_consumers import WAIT, Client, communicator, start_unpublished, table
 
 pytestmark = [pytest.mark.timeout(30)]
 
@@ -268,6 +266,16 @@ def offering(
     return taken
 
 
+async def synced(socket: WebsocketCommunicator) -> Client:
+    """``socket`` connected, having said hello and got its snapshot."""
+    connected, _ = await socket.connect(timeout=WAIT)
+    assert connected
+    client = Client(socket)
+    await client.send({"type": "hello", "last_seq": None})
+    await client.until("snapshot")
+    return client
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("fresh_server")
 @pytest.mark.parametrize("accept", [True, False])
@@ -279,12 +287,7 @@ async def test_the_consumer_sends_through_the_servers_sender_when_offered(accept
     taken_by_player = offering(player_socket, accept)
     clients = []
     for socket in (host_socket, player_socket):
-        connected, _ = await socket.connect(timeout=WAIT)
-        assert connected
-        client = Client(socket)
-        await client.send({"type": "hello", "last_seq": None})
-        await client.until("snapshot")
-        clients.append(client)
+        clients.append(await synced(socket))
     host, player = clients
     try:
         ack = await host.command("start_game")
@@ -321,11 +324,7 @@ async def test_a_commands_events_and_acknowledgement_reach_its_sender_in_one_wri
         offering(socket, True, writes[name])
     clients = {}
     for name, socket in sockets.items():
-        connected, _ = await socket.connect(timeout=WAIT)
-        assert connected
-        clients[name] = client = Client(socket)
-        await client.send({"type": "hello", "last_seq": None})
-        await client.until("snapshot")
+        clients[name] = await synced(socket)
     host, player = clients["host"], clients["A-chief"]
     try:
         for name in ("host", "A-chief"):
@@ -360,20 +359,10 @@ async def test_a_senders_events_fetched_from_the_log_still_come_in_order_before_
     socket = communicator(t.code, t.sessions["host"], host=True)
     writes: list[list[str]] = []
     offering(socket, True, writes)
-    connected, _ = await socket.connect(timeout=WAIT)
-    assert connected
-    host = Client(socket)
+    host = await synced(socket)
     try:
-        await host.send({"type": "hello", "last_seq": None})
-        await host.until("snapshot")
-        real_publish = services.publish
-        monkeypatch.setattr(services, "publish", lambda game_id, stored: None)
-        # Written by "another process" whose publication never arrives: a gap the host's
-        # connection fetches from the log while its own command's events are held.
-        await sync_to_async(services.submit)(
-            game_id=t.game.pk, command=c.StartGame(c.INSTRUCTOR), issuer="elsewhere"
-        )
-        monkeypatch.setattr(services, "publish", real_publish)
+        # A gap the host's connection fetches from the log while its command's events are held.
+        await start_unpublished(t.game.pk, monkeypatch)
         writes.clear()
         ack = await host.command("extend_deadline", seconds=30)
         assert ack["type"] == "ack", ack
