@@ -44,8 +44,9 @@ class HandshakeError(Exception):
 #: What the callback receives: the message (str for text, bytes for binary) and the clock
 #: (``time.monotonic``) read when the bytes that completed it arrived.
 OnMessage = Callable[[str | bytes, float], None]
-#: Called once when the connection ends: the close code the server sent (None if it sent
-#: none) and the exception that ended the transport, if any.
+#: Called once when an opened connection ends (one that never opened makes ``connect`` raise
+#: instead): the close code the server sent, or the one this side closed with after a
+#: protocol error (None if neither), and the exception that ended the transport, if any.
 OnClose = Callable[[int | None, Exception | None], None]
 
 
@@ -191,13 +192,18 @@ class Connection(asyncio.Protocol):
                 return
 
     def connection_lost(self, exc: Exception | None) -> None:
+        opened = (
+            self.opened.done() and not self.opened.cancelled() and self.opened.exception() is None
+        )
         if not self.opened.done():
             self.opened.set_exception(
                 exc or HandshakeError(f"connection closed during the handshake: {self.response!r}")
             )
         if not self.closed.done():
             self.closed.set_result(None)
-            self.on_close(self.close_code, exc)
+            # A connection that never opened is reported by ``connect`` raising, not here.
+            if opened:
+                self.on_close(self.close_code, exc)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -262,7 +268,8 @@ class Connection(asyncio.Protocol):
         return rest
 
     def _refuse(self, reason: str) -> None:
-        self.opened.set_exception(HandshakeError(reason))
+        if not self.opened.done():
+            self.opened.set_exception(HandshakeError(reason))
         if self.transport is not None:
             self.transport.abort()
 

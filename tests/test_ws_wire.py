@@ -5,6 +5,7 @@ loopback (handshake, text both ways at every length class, fragments, pings, bot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import itertools
 import struct
@@ -142,6 +143,7 @@ class Peer:
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
 
+@contextlib.asynccontextmanager
 async def served(handler: Handler, **options: Any) -> AsyncIterator[str]:
     async with serve(handler, "127.0.0.1", 0, **options) as server:
         port = next(iter(server.sockets)).getsockname()[1]
@@ -158,7 +160,7 @@ async def test_text_goes_both_ways_at_every_length_and_headers_reach_the_server(
         async for message in socket:
             await socket.send(message)
 
-    async for url in served(echo, compression=None):
+    async with served(echo, compression=None) as url:
         peer = Peer()
         connection = await wire.connect(
             url, peer.on_message, peer.on_close, headers={"Cookie": "sessionid=s1"}
@@ -180,7 +182,7 @@ async def test_a_fragmented_message_is_whole_and_pings_are_answered() -> None:
         await socket.send("after the pong")
         await socket.wait_closed()
 
-    async for url in served(handler, ping_interval=None):
+    async with served(handler, ping_interval=None) as url:
         peer = Peer()
         connection = await wire.connect(url, peer.on_message, peer.on_close)
         assert await peer.next() == "fragmented"
@@ -194,7 +196,7 @@ async def test_the_server_closing_reports_its_code(code: int, expected: int) -> 
         await socket.send("bye")
         await socket.close(code)
 
-    async for url in served(handler):
+    async with served(handler) as url:
         peer = Peer()
         connection = await wire.connect(url, peer.on_message, peer.on_close)
         assert await peer.next() == "bye"
@@ -209,51 +211,56 @@ async def test_a_refused_upgrade_raises_handshake_error() -> None:
     async def never(socket: ServerConnection) -> None:  # pragma: no cover - refused before
         raise AssertionError
 
-    async for url in served(never, process_request=refuse):
+    async with served(never, process_request=refuse) as url:
+        peer = Peer()
         with pytest.raises(wire.HandshakeError, match="403"):
-            await wire.connect(url, Peer().on_message, Peer().on_close)
+            await wire.connect(url, peer.on_message, peer.on_close)
+        await asyncio.sleep(0.05)
+        assert peer.ended == [], "a connection that never opened is reported by raising"
 
 
-async def test_a_wrong_accept_key_raises_handshake_error() -> None:
-    async def liar(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: bm90IHRoZSBrZXk=\r\n\r\n"
-        )
-        await writer.drain()
-        await reader.read()
-        writer.close()
+@contextlib.asynccontextmanager
+async def scripted(answer: Callable[[bytes], bytes]) -> AsyncIterator[str]:
+    """A server on loopback that answers a client's upgrade request with ``answer(key)``
+    (``key``: the request's ``Sec-WebSocket-Key``), then reads until the client goes."""
 
-    server = await asyncio.start_server(liar, "127.0.0.1", 0)
-    async with server:
-        port = server.sockets[0].getsockname()[1]
-        with pytest.raises(wire.HandshakeError, match="Sec-WebSocket-Accept"):
-            await wire.connect(f"ws://127.0.0.1:{port}/", Peer().on_message, Peer().on_close)
-
-
-async def test_a_protocol_error_from_the_server_closes_with_1002() -> None:
-    async def rogue(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readuntil(b"\r\n\r\n")
         key = next(
             line.split(b":", 1)[1].strip()
             for line in request.split(b"\r\n")
             if line.lower().startswith(b"sec-websocket-key")
         )
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + wire.accept_key(key).encode() + b"\r\n\r\n"
-        )
-        writer.write(Frame(Opcode.TEXT, b"masked").serialize(mask=True))
+        writer.write(answer(key))
         await writer.drain()
         await reader.read()
         writer.close()
 
-    server = await asyncio.start_server(rogue, "127.0.0.1", 0)
+    server = await asyncio.start_server(script, "127.0.0.1", 0)
     async with server:
-        port = server.sockets[0].getsockname()[1]
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+
+
+def upgraded(accept: str) -> bytes:
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
+    )
+
+
+async def test_a_wrong_accept_key_raises_handshake_error() -> None:
+    async with scripted(lambda key: upgraded("bm90IHRoZSBrZXk=")) as url:
+        with pytest.raises(wire.HandshakeError, match="Sec-WebSocket-Accept"):
+            await wire.connect(url, Peer().on_message, Peer().on_close)
+
+
+async def test_a_protocol_error_from_the_server_closes_with_1002() -> None:
+    def masked_frame(key: bytes) -> bytes:
+        return upgraded(wire.accept_key(key)) + Frame(Opcode.TEXT, b"m").serialize(mask=True)
+
+    async with scripted(masked_frame) as url:
         peer = Peer()
-        connection = await wire.connect(f"ws://127.0.0.1:{port}/", peer.on_message, peer.on_close)
+        connection = await wire.connect(url, peer.on_message, peer.on_close)
         await asyncio.wait_for(asyncio.shield(connection.closed), 5)
         assert peer.messages == []
         assert peer.ended and peer.ended[0][0] == 1002
