@@ -119,14 +119,16 @@ class FrameReader:
 class Connection(asyncio.Protocol):
     """One client websocket; open it with ``connect``."""
 
-    def __init__(self, on_message: OnMessage, on_close: OnClose, max_size: int) -> None:
+    def __init__(
+        self, request: bytes, key: bytes, on_message: OnMessage, on_close: OnClose, max_size: int
+    ) -> None:
+        self.request = request
+        self.expected_accept = accept_key(key)
         self.on_message = on_message
         self.on_close = on_close
         self.reader = FrameReader(max_size)
         self.max_size = max_size
         self.transport: asyncio.Transport | None = None
-        self.request = b""
-        self.key = b""
         self.response = b""
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -258,7 +260,7 @@ class Connection(asyncio.Protocol):
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        if headers.get("sec-websocket-accept") != accept_key(self.key):
+        if headers.get("sec-websocket-accept") != self.expected_accept:
             self._refuse("a wrong Sec-WebSocket-Accept")
             return b""
         if headers.get("sec-websocket-extensions"):
@@ -285,8 +287,9 @@ async def connect(
 ) -> Connection:
     """Open a websocket to ``url`` (``ws://`` only) and return it once the handshake is done.
 
-    Raises ``HandshakeError`` when the server refuses the upgrade, ``OSError`` when it cannot
-    be reached, ``TimeoutError`` after ``open_timeout`` seconds."""
+    Raises ``ValueError`` for an address that is not ``ws://``, ``HandshakeError`` when the
+    server refuses the upgrade, ``OSError`` when it cannot be reached, ``TimeoutError`` after
+    ``open_timeout`` seconds."""
     parts = urlsplit(url)
     host = parts.hostname
     if parts.scheme != "ws" or host is None:
@@ -305,16 +308,13 @@ async def connect(
         "Sec-WebSocket-Version: 13",
         *(f"{name}: {value}" for name, value in (headers or {}).items()),
     ]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     loop = asyncio.get_running_loop()
 
-    def protocol() -> Connection:
-        connection = Connection(on_message, on_close, max_size)
-        connection.key = key
-        connection.request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        return connection
-
     async def opening() -> Connection:
-        _, connection = await loop.create_connection(protocol, host, port)
+        _, connection = await loop.create_connection(
+            lambda: Connection(request, key, on_message, on_close, max_size), host, port
+        )
         try:
             await connection.opened
         except BaseException:
