@@ -259,9 +259,12 @@ class Runtime:
     # Timers
 
     async def _recover(self) -> None:
-        games = await database_sync_to_async(_active_game_ids)()
-        for game_id in games:
-            await self._refresh_timer(game_id)
+        # From the rows, not the logs: folding every active game's log here would cost a
+        # process the state of games whose connections other processes serve.
+        timed, with_bots = await database_sync_to_async(_recovery_plan)()
+        for game_id, seq, deadline in timed:
+            self._set_timer_at(game_id, seq, deadline)
+        for game_id in with_bots:
             self._wake_bots(game_id)
         for game_id in await database_sync_to_async(_open_match_ids)():
             await self._arm(game_id)
@@ -276,10 +279,14 @@ class Runtime:
         self._set_timer(game_id, state)
 
     def _set_timer(self, game_id: int, state: GameState) -> None:
-        if state.seq < self._timed_seq.get(game_id, 0):
-            return
-        self._timed_seq[game_id] = state.seq
         deadline = None if state.paused or state.ended else state.deadline
+        self._set_timer_at(game_id, state.seq, deadline)
+
+    def _set_timer_at(self, game_id: int, seq: int, deadline: float | None) -> None:
+        """Time ``deadline`` (None: no timer), the game's deadline as of ``seq``."""
+        if seq < self._timed_seq.get(game_id, 0):
+            return
+        self._timed_seq[game_id] = seq
         current = self._timers.get(game_id)
         if current is not None:
             if current[0] == deadline:
@@ -605,10 +612,22 @@ class _Probe:
             self.found.set()
 
 
-def _active_game_ids() -> list[int]:
-    return list(
-        Game.objects.exclude(status=Game.Status.ENDED).order_by("pk").values_list("pk", flat=True)
+def _recovery_plan() -> tuple[list[tuple[int, int, float]], list[int]]:
+    """The games not ended: (id, last seq, deadline) of those with a deadline running (the
+    ``Game`` row's projection, None while paused), and the ids of those with a bot seat."""
+    open_games = Game.objects.exclude(status=Game.Status.ENDED)
+    timed = [
+        (pk, seq, deadline)
+        for pk, seq, deadline in open_games.order_by("pk").values_list("pk", "last_seq", "deadline")
+        if deadline is not None
+    ]
+    with_bots = list(
+        Seat.objects.filter(bot=True, game__in=open_games)
+        .order_by("game_id")
+        .values_list("game_id", flat=True)
+        .distinct()
     )
+    return timed, with_bots
 
 
 def _bot_strategies(game_id: int) -> dict[str, str]:

@@ -610,6 +610,52 @@ async def test_a_deadline_that_passed_while_the_server_was_down_fires_once(conne
     assert len(fired) == 1
 
 
+async def test_the_runtime_starts_from_the_game_rows_without_folding_other_games(
+    connect: Any, monkeypatch: Any
+) -> None:
+    """The first connection of a process times every running deadline and wakes the bots of
+    games with bot seats, but folds no log of a game whose connections it does not serve:
+    with several processes, each would otherwise hold the state of every game."""
+    timed = GameDefaults(deadlines=Deadlines(level1=600, level2=600))
+    running, paused, lobby = [await table(settings=timed) for _ in range(3)]
+    untimed = await table(
+        settings=GameDefaults(deadlines=Deadlines(level1=None, level2=None, compliance=None))
+    )
+    everyone_else = ("A1", "A2", "A3", "B-chief", "B1", "B2", "B3")
+    with_bots = await table(humans=("A-chief",), bots=everyone_else, settings=timed)
+    for t in (running, paused, untimed):
+        await sync_to_async(services.submit)(
+            game_id=t.game.pk, command=c.StartGame(c.INSTRUCTOR), issuer="instructor:test"
+        )
+    await sync_to_async(services.submit)(
+        game_id=paused.game.pk, command=c.PauseGame(c.INSTRUCTOR), issuer="instructor:test"
+    )
+    deadline = (await sync_to_async(services.load_state)(running.game.pk)).deadline
+    assert deadline is not None
+    services.state_cache.clear()
+    loads: list[int] = []
+    real_load = services.load_state
+
+    def counting_load(game_id: int) -> Any:
+        loads.append(game_id)
+        return real_load(game_id)
+
+    monkeypatch.setattr(services, "load_state", counting_load)
+    host = await connect(lobby.code, lobby.sessions["host"], host=True)
+    await host.until("snapshot")
+    await runtime.settle()
+    await runtime.idle()
+    assert {game_id: timer[0] for game_id, timer in runtime._timers.items()} == {
+        running.game.pk: deadline
+    }
+    # Read: the connection's own game, and the bots' game to let them move (they have
+    # nothing to do in the lobby); no other.
+    assert set(loads) <= {lobby.game.pk, with_bots.game.pk}
+    assert with_bots.game.pk in loads
+    assert services.state_cache.get(running.game.pk) is None
+    assert services.state_cache.get(untimed.game.pk) is None
+
+
 async def test_a_deadline_a_command_here_moved_is_timed_without_loading_the_game(
     connect: Any, monkeypatch: Any
 ) -> None:
