@@ -11,6 +11,8 @@ import difflib
 import json
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -201,9 +203,10 @@ class GameDefaults:
 
 
 #: Scenarios whose members ``Scenario.member`` has indexed, by identity (each entry holds its
-#: scenario, so an id is not reused while indexed). Each game's state carries its own
-#: scenario: as many as a server process keeps states of (``services.STATE_CACHE_SIZE``), so
-#: that a process serving more games than this does not index them again and again.
+#: scenario, so an id is not reused while indexed). Games of the same scenario data share one
+#: (``scenario_from_dict``), but a scenario may also be built directly: as many as a server
+#: process keeps states of (``services.STATE_CACHE_SIZE``), so that a process serving more
+#: games than this does not index them again and again.
 MEMBER_INDEX_SIZE = 4096
 _member_index: dict[int, tuple[Scenario, dict[str, Member]]] = {}
 
@@ -1171,9 +1174,36 @@ def load_builtin(slug: str) -> Scenario:
     raise KeyError(slug)
 
 
+#: Scenarios rebuilt from their data, by the data's canonical JSON text, the most recently
+#: used last. A server holds the states of thousands of games, most of them of a handful of
+#: scenarios: games of the same scenario share one frozen ``Scenario`` (about 12 KiB each, as
+#: many as there were games before), and a game folded from its log again skips validating it.
+SHARED_SCENARIOS = 256
+_shared_scenarios: OrderedDict[str, Scenario] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
 def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
-    """Rebuild a scenario from ``Scenario.to_dict()`` output. Raises ``ScenarioError``."""
-    return parse_scenario(dict(data))
+    """Rebuild a scenario from ``Scenario.to_dict()`` output: the same object for the same
+    data. Raises ``ScenarioError``."""
+    try:
+        key = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        # Not plain data (keys that do not sort, say): a corrupt scenario, reported as such.
+        return parse_scenario(dict(data))
+    with _shared_lock:
+        found = _shared_scenarios.get(key)
+        if found is not None:
+            _shared_scenarios.move_to_end(key)
+            return found
+    scenario = parse_scenario(dict(data))
+    with _shared_lock:
+        # Another thread may have built it meanwhile: keep one.
+        scenario = _shared_scenarios.setdefault(key, scenario)
+        _shared_scenarios.move_to_end(key)
+        while len(_shared_scenarios) > SHARED_SCENARIOS:
+            _shared_scenarios.popitem(last=False)
+    return scenario
 
 
 def game_settings_from_dict(data: Mapping[str, Any] | None) -> GameDefaults:

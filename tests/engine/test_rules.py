@@ -82,6 +82,20 @@ def test_create_game_without_settings_uses_the_scenario_defaults() -> None:
     assert initial_state(create_game(scenario)).settings == scenario.game
 
 
+def test_games_of_one_scenario_folded_from_stored_logs_share_it() -> None:
+    scenario = load_builtin("gatt")
+    stored = [
+        json.loads(
+            json.dumps(event_to_dict(create_game(scenario, settings_for(scenario, rounds=n))))
+        )
+        for n in (2, 3)
+    ]
+    first, second = (fold([event_from_dict(payload)]) for payload in stored)
+    assert first.scenario is second.scenario
+    assert first.scenario == scenario
+    assert (first.settings.rounds, second.settings.rounds) == (2, 3)
+
+
 def test_fold_replays_the_log_to_the_live_state() -> None:
     game = started_game()
     game.propose(0, (5, 6))

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from negotiation.engine import scenario as scenario_module
 from negotiation.engine.scenario import (
     MAX_GRID_POINTS,
     Scenario,
@@ -830,6 +832,50 @@ def test_to_dict_round_trips_through_parse_scenario(data: Data) -> None:
     through_json = json.loads(json.dumps(plain))
     assert parse_scenario(through_json) == scenario
     assert parse_scenario(through_json).to_dict() == plain
+
+
+def test_equal_scenario_data_gives_one_shared_scenario() -> None:
+    plain = parse_scenario(valid_data()).to_dict()
+    shuffled = json.loads(json.dumps(plain))
+    shuffled = dict(reversed(list(shuffled.items())))
+    first = scenario_from_dict(plain)
+    assert scenario_from_dict(copy.deepcopy(plain)) is first
+    # Key order does not matter; what the data says does.
+    assert scenario_from_dict(shuffled) is first
+    other = copy.deepcopy(plain)
+    other["title"] = "Another title"
+    different = scenario_from_dict(other)
+    assert different is not first
+    assert different == parse_scenario(copy.deepcopy(other))
+    assert first == parse_scenario(copy.deepcopy(plain))
+
+
+def test_corrupt_scenario_data_is_refused_every_time() -> None:
+    corrupt = parse_scenario(valid_data()).to_dict()
+    corrupt["issues"] = []
+    for _ in range(2):
+        with pytest.raises(ScenarioError):
+            scenario_from_dict(corrupt)
+    with pytest.raises(ScenarioError):
+        scenario_from_dict(cast(Data, {1: "a", "b": 2}))  # keys that do not sort
+
+
+def test_shared_scenarios_are_bounded_least_recently_used_first(monkeypatch: Any) -> None:
+    monkeypatch.setattr(scenario_module, "SHARED_SCENARIOS", 2)
+    monkeypatch.setattr(scenario_module, "_shared_scenarios", OrderedDict())
+    data = []
+    for n in range(3):
+        plain = parse_scenario(valid_data()).to_dict()
+        plain["title"] = f"Title {n}"
+        data.append(plain)
+    first, second = scenario_from_dict(data[0]), scenario_from_dict(data[1])
+    assert scenario_from_dict(data[0]) is first  # now the most recently used
+    scenario_from_dict(data[2])
+    assert len(scenario_module._shared_scenarios) == 2
+    assert scenario_from_dict(data[0]) is first
+    rebuilt = scenario_from_dict(data[1])
+    assert rebuilt is not second
+    assert rebuilt == second
 
 
 def test_partial_deadlines_keep_the_other_defaults() -> None:
