@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from playwright.sync_api import Page, expect
 
+from negotiation.engine.scenario import BUILTIN_DIR as SCENARIOS
 from tests.browser.conftest import Site
-from tests.live import create_game, start_server
+from tests.live import create_game, manage, start_server
 
 Shots = Callable[[Page, str], Path]
 People = Callable[..., Page]
@@ -249,3 +252,40 @@ def test_the_page_reconnects_by_itself_and_sends_what_waited(
     expect(lines).to_have_count(1)
     shots(chief, "reconnected-phone")
     assert os.path.exists(own_site.logs)
+
+
+def test_a_deadline_that_passed_while_the_server_was_down_ends_the_attempt_when_it_is_back(
+    own_site: Site, people: People, shots: Shots, tmp_path: Path
+) -> None:
+    # GATT with a Level I deadline of 10 s (the shortest allowed), one attempt and one round: the deadline
+    # ends the game.
+    data = yaml.safe_load((SCENARIOS / "gatt.yaml").read_text(encoding="utf-8"))
+    data.update(slug="gatt-quick", title="GATT with a short Level I")
+    data["game"] = {"rounds": 1, "attempts": 1, "deadlines": {"level1": 10}}
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "gatt-quick.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    manage(own_site.env, "load_scenarios", "--dir", str(folder))
+    game = create_game(own_site.env, "gatt-quick", bots="A1,A2,A3,B1,B2,B3,B-chief")
+    host = open_host(own_site, game, people)
+    chief = people(phone=True)
+    seat_url = next(s["url"] for s in game["seats"] if s["seat"] == "A-chief")
+    chief.goto(own_site.base + path_of(seat_url))
+    chief.get_by_test_id("seat-name").fill("Ana")
+    chief.get_by_test_id("take-seat").click()
+    live(chief)
+    host.get_by_test_id("start-game").click()
+    expect(chief.get_by_test_id("phase")).to_have_attribute("data-phase", "level1")
+    started = time.monotonic()
+
+    own_site.server.stop()
+    # The deadline passes while no server runs: the restarted one times it from the game's row
+    # on its first connection (the page reconnecting by itself) and fires it at once.
+    time.sleep(max(0.0, started + 12 - time.monotonic()))
+    own_site.server = start_server(
+        own_site.env, own_site.logs, "browser", port=own_site.server.port
+    )
+    live(chief)
+    expect(chief.get_by_test_id("results-link")).to_be_visible(timeout=15_000)
+    shots(chief, "deadline-fired-after-restart-phone")
+    assert chief.errors == [], chief.errors  # type: ignore[attr-defined]
