@@ -117,7 +117,7 @@ class GameConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
             if callable(offered.get("send_all")):
                 self._send_all = offered["send_all"]
         runtime.start()
-        runtime.watch(self.binding.game_id)
+        runtime.watch(self.binding.game_id, state)
         await self._announce("presence.join")
 
     async def _bind(self, code: str, as_host: bool) -> selectors.Binding | None:

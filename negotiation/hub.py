@@ -160,6 +160,10 @@ class Hub:
                 except Exception:
                     logger.warning("could not leave the group of game %s", game_id, exc_info=True)
 
+    def serves(self, game_id: int) -> bool:
+        """Whether this process serves a connection of ``game_id``."""
+        return bool(self._members.get(game_id))
+
     def members(self, game_id: int) -> list[Member]:
         """The connections of ``game_id`` this process serves (tests)."""
         return list(self._members.get(game_id, ()))

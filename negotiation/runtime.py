@@ -4,7 +4,14 @@ Deadlines are data in the game state. Every process that serves a game keeps a t
 current deadline; when it fires, the process submits ``FireDeadline`` with the command id
 ``deadline:<deadline>``, so however many processes fire, the command is applied once (the
 others get the recorded answer, or ``stale_deadline``). After a restart the first connection
-starts the runtime, which sets the timers of every active game again from the ``Game`` rows.
+starts the runtime, which sets the timers of every active game again from the ``Game`` rows,
+and a connection times its game's deadline when it opens. A process with no connection of the
+game (it timed the game at its start, or wrote to it from a page) leaves the deadline to the
+processes that serve the game: only ``BACKUP_SECONDS`` after the deadline does it read the
+game's row, and fires only if the row still shows that deadline, so that with several
+processes a deadline costs one fold of the game, not one per process. A game nobody serves
+still ends its phases on time give or take ``BACKUP_SECONDS``; the periodic sweep also times
+every deadline overdue by as much, in case the process that held its timer is gone.
 
 Bots move in the process that made the last write: after each write, every bot seat is asked
 for its commands (``engine.bots``, with the seat's ``bot_strategy``), which are submitted with
@@ -69,6 +76,9 @@ TIMING_EVENTS = frozenset(
 )
 #: A timer that fires early by the clock of another process tries again after this long.
 RETRY_SECONDS = 0.25
+#: How long after a deadline a process that serves no connection of the game waits for the
+#: processes that do to fire it, before it checks the game's row and fires it itself.
+BACKUP_SECONDS = 2.0
 #: Bots stop after this many moves in a row without a human move, in case of a loop.
 MAX_BOT_MOVES = 400
 #: Event types after which who holds a seat may have changed.
@@ -135,6 +145,9 @@ class Runtime:
         #: (a command of this process published after a later event from elsewhere was seen)
         #: must not undo it.
         self._timed_seq: dict[int, int] = {}
+        #: Games whose timer waits ``BACKUP_SECONDS`` past the deadline (none of their
+        #: connections was here when it came).
+        self._backing_up: set[int] = set()
         self._bots: dict[int, asyncio.Task[None]] = {}
         self._bots_again: set[int] = set()
         self._brains: dict[str, BotBrain] = {}
@@ -183,8 +196,11 @@ class Runtime:
     def _after_outside_write_soon(self, game_id: int) -> None:
         self._spawn(self._after_outside_write(game_id))
 
-    def watch(self, game_id: int) -> None:
-        """A connection opened: set the game's seat and bot-fill timers if it needs any."""
+    def watch(self, game_id: int, state: GameState | None = None) -> None:
+        """A connection opened: time the game's deadline as of ``state`` (the one its snapshot
+        shows), and set its seat and bot-fill timers if it needs any."""
+        if state is not None:
+            self._set_timer(game_id, state)
         self._arm_soon(game_id)
 
     def seat_left(self, game_id: int, seat: str, player: str) -> None:
@@ -233,6 +249,7 @@ class Runtime:
             handle.cancel()
         self._timers.clear()
         self._timed_seq.clear()
+        self._backing_up.clear()
         for _, handle in [*self._grace.values(), *self._fills.values()]:
             handle.cancel()
         self._grace.clear()
@@ -289,20 +306,34 @@ class Runtime:
         self._timed_seq[game_id] = seq
         current = self._timers.get(game_id)
         if current is not None:
-            if current[0] == deadline:
+            if current[0] == deadline and game_id not in self._backing_up:
                 return
             current[1].cancel()
             del self._timers[game_id]
+        self._backing_up.discard(game_id)
         if deadline is None:
             return
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, deadline - time.time())
-        handle = loop.call_later(delay, lambda: self._spawn(self._fire(game_id, deadline)))
+        self._time(game_id, deadline, deadline)
+
+    def _time(self, game_id: int, deadline: float, at: float) -> None:
+        delay = max(0.0, at - time.time())
+        handle = asyncio.get_running_loop().call_later(
+            delay, lambda: self._spawn(self._fire(game_id, deadline))
+        )
         self._timers[game_id] = (deadline, handle)
+
+    def _forget(self, game_id: int) -> None:
+        """Stop timing a game this process does not serve (unless a timer was set again)."""
+        self._backing_up.discard(game_id)
+        if game_id not in self._timers:
+            self._timed_seq.pop(game_id, None)
 
     async def _fire(self, game_id: int, deadline: float) -> None:
         if self._timers.get(game_id, (None,))[0] == deadline:
             del self._timers[game_id]
+        if not _served_here(game_id) and not await self._unfired(game_id, deadline):
+            return
+        self._backing_up.discard(game_id)
         outcome = await database_sync_to_async(services.submit)(
             game_id=game_id,
             command=c.FireDeadline(c.SYSTEM, deadline),
@@ -317,6 +348,26 @@ class Runtime:
             self.after_write(game_id, outcome.state)
         else:
             await self._refresh_timer(game_id)
+
+    async def _unfired(self, game_id: int, deadline: float) -> bool:
+        """For a game none of whose connections is here: whether ``deadline`` is still to be
+        fired by this process, which is so only ``BACKUP_SECONDS`` after it and while the
+        game's row still shows it. Until then the timer waits (unless it was set again); a
+        row showing another deadline, or none, means the processes serving the game took
+        care of it, and this one stops timing the game."""
+        if game_id in self._timers:
+            return False  # timed again meanwhile, by what this process saw
+        backup_at = deadline + BACKUP_SECONDS
+        if time.time() < backup_at:
+            self._backing_up.add(game_id)
+            self._time(game_id, deadline, backup_at)
+            return False
+        if await database_sync_to_async(_row_deadline)(game_id) != deadline or (
+            game_id in self._timers
+        ):
+            self._forget(game_id)
+            return False
+        return True
 
     # ----------------------------------------------------------------------------------------
     # Bots
@@ -564,7 +615,15 @@ class Runtime:
 
     async def _sweep(self) -> None:
         """Mark away the seats nobody is connected for (their process may have died), clear
-        those wrongly marked, and set the seat timers of every remote match again."""
+        those wrongly marked, and set the seat timers of every remote match again. Before
+        that, time every deadline overdue by ``BACKUP_SECONDS``: the process that held its
+        timer may be gone."""
+        try:
+            cutoff = time.time() - BACKUP_SECONDS
+            for game_id, seq, deadline in await database_sync_to_async(_overdue)(cutoff):
+                self._set_timer_at(game_id, seq, deadline)
+        except Exception:
+            logger.exception("the sweep of overdue deadlines failed")
         try:
             seats = await database_sync_to_async(_seats_to_check)(
                 timezone.now() - datetime.timedelta(seconds=RECHECK_SWEEPS * grace_seconds())
@@ -628,6 +687,29 @@ def _recovery_plan() -> tuple[list[tuple[int, int, float]], list[int]]:
         .distinct()
     )
     return timed, with_bots
+
+
+def _overdue(cutoff: float) -> list[tuple[int, int, float]]:
+    """(id, last seq, deadline) of the running games whose deadline is at ``cutoff`` or before
+    (the ``Game`` rows' projection, by their ``(status, deadline)`` index)."""
+    rows = Game.objects.filter(status=Game.Status.ACTIVE, deadline__lte=cutoff).order_by("pk")
+    return [
+        (pk, seq, deadline)
+        for pk, seq, deadline in rows.values_list("pk", "last_seq", "deadline")
+        if deadline is not None
+    ]
+
+
+def _row_deadline(game_id: int) -> float | None:
+    """The deadline the game's row shows (None while paused or ended, or for no such game)."""
+    return Game.objects.filter(pk=game_id).values_list("deadline", flat=True).first()
+
+
+def _served_here(game_id: int) -> bool:
+    # Imported here, not at the top: the hub imports this module.
+    from negotiation.hub import hub
+
+    return hub().serves(game_id)
 
 
 def _bot_strategies(game_id: int) -> dict[str, str]:

@@ -19,6 +19,7 @@ from django.core.management import call_command
 from accounts.models import Player
 from config.asgi import application
 from negotiation import consumers, services
+from negotiation import runtime as runtime_module
 from negotiation.engine import commands as c
 from negotiation.engine.scenario import Deadlines, GameDefaults
 from negotiation.models import Game, GameCommand, GameEvent, Scenario
@@ -684,6 +685,143 @@ async def test_a_deadline_a_command_here_moved_is_timed_without_loading_the_game
     # event from another process was seen) leaves the timer alone.
     runtime._set_timer(t.game.pk, dataclasses.replace(state, seq=state.seq - 1, paused=True))
     assert runtime._timers[t.game.pk][0] == state.deadline
+
+
+QUICK = GameDefaults(deadlines=Deadlines(level1=10, level2=10, compliance=10))
+
+
+def _start_elsewhere(game: Game, ago: float) -> float:
+    """Start ``game`` as another process would (this one's runtime hears nothing of it),
+    ``ago`` seconds ago; returns its Level I deadline."""
+    listeners = services._write_listeners[:]
+    services._write_listeners.clear()
+    try:
+        outcome = services.submit(
+            game_id=game.pk,
+            command=c.StartGame(c.INSTRUCTOR),
+            issuer="other-process",
+            now=time.time() - ago,
+        )
+    finally:
+        services._write_listeners[:] = listeners
+    assert outcome.accepted and outcome.state is not None and outcome.state.deadline
+    services.state_cache.clear()
+    return outcome.state.deadline
+
+
+def _rounds_ended(game: Game) -> int:
+    return GameEvent.objects.filter(game=game, type="round_ended").count()
+
+
+class _Submissions:
+    """The games this process's runtime submits commands to."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        self.games: list[int] = []
+        self.real = services.submit
+        monkeypatch.setattr(services, "submit", self._submit)
+
+    def _submit(self, **kwargs: Any) -> Any:
+        self.games.append(kwargs["game_id"])
+        return self.real(**kwargs)
+
+
+async def test_a_process_with_no_connection_of_a_game_leaves_its_deadline_to_the_others(
+    connect: Any, monkeypatch: Any
+) -> None:
+    """A process times every running deadline from the rows when it starts, but one that
+    serves no connection of the game neither fires nor folds it when the deadline comes: it
+    reads the row ``BACKUP_SECONDS`` later and, finding the deadline fired by the process
+    that serves the game, stops timing it. With many processes, a deadline costs one fold."""
+    monkeypatch.setattr(runtime_module, "BACKUP_SECONDS", 1.5)
+    elsewhere, lobby = await table(settings=QUICK), await table()
+    deadline = await sync_to_async(_start_elsewhere)(elsewhere.game, ago=9.5)
+    submissions = _Submissions(monkeypatch)
+    host = await connect(lobby.code, lobby.sessions["host"], host=True)
+    await host.until("snapshot")
+    await runtime.settle()
+    assert runtime._timers[elsewhere.game.pk][0] == deadline
+    # The process serving the game fires it on time.
+    await asyncio.sleep(deadline - time.time() + 0.2)
+    fired = await sync_to_async(submissions.real)(
+        game_id=elsewhere.game.pk,
+        command=c.FireDeadline(c.SYSTEM, deadline),
+        issuer=services.SYSTEM_ISSUER,
+        client_id=f"deadline:{deadline!r}",
+    )
+    assert fired.accepted and not fired.replayed
+    services.state_cache.clear()
+    await asyncio.sleep(deadline + 1.5 - time.time() + 0.5)
+    await runtime.settle()
+    assert elsewhere.game.pk not in submissions.games
+    assert services.state_cache.get(elsewhere.game.pk) is None
+    assert elsewhere.game.pk not in runtime._timers
+    assert elsewhere.game.pk not in runtime._timed_seq
+    assert await sync_to_async(_rounds_ended)(elsewhere.game) == 1
+
+
+async def test_a_deadline_of_a_game_nobody_serves_is_fired_by_a_process_after_the_backup_delay(
+    connect: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(runtime_module, "BACKUP_SECONDS", 1.5)
+    orphan, lobby = await table(settings=QUICK), await table()
+    deadline = await sync_to_async(_start_elsewhere)(orphan.game, ago=9.5)
+    submissions = _Submissions(monkeypatch)
+    host = await connect(lobby.code, lobby.sessions["host"], host=True)
+    await host.until("snapshot")
+    await runtime.settle()
+    await asyncio.sleep(deadline - time.time() + 0.5)
+    # Past the deadline, within the backup delay: left to a process that serves the game.
+    assert submissions.games == []
+    assert await sync_to_async(_rounds_ended)(orphan.game) == 0
+    await asyncio.sleep(deadline + 1.5 - time.time() + 0.5)
+    await runtime.settle()
+    assert submissions.games == [orphan.game.pk]
+    assert await sync_to_async(_rounds_ended)(orphan.game) == 1
+
+
+async def test_a_connection_times_its_games_deadline_when_it_opens(
+    connect: Any, monkeypatch: Any
+) -> None:
+    """The runtime started before the game did, and another process started it: the first
+    connection of the game here times the deadline from the state it loads for its
+    snapshot, exactly (not as a backup)."""
+    monkeypatch.setattr(runtime_module, "BACKUP_SECONDS", 30.0)
+    lobby, later = await table(), await table(settings=QUICK)
+    host = await connect(lobby.code, lobby.sessions["host"], host=True)
+    await host.until("snapshot")
+    await runtime.settle()
+    deadline = await sync_to_async(_start_elsewhere)(later.game, ago=9.0)
+    assert later.game.pk not in runtime._timers
+    player = await connect(later.code, later.sessions["A1"])
+    await player.until("snapshot")
+    assert runtime._timers[later.game.pk][0] == deadline
+    assert later.game.pk not in runtime._backing_up
+    ended = await player.event("round_ended", timeout=5)
+    assert ended["event"]["result"] == "no_agreement"
+    assert time.time() < deadline + 5
+
+
+async def test_the_sweep_times_a_deadline_nobody_timed(connect: Any, monkeypatch: Any) -> None:
+    """A deadline whose timer was in a process that is gone (here: set by another process
+    after this one started, with no connection of the game anywhere) is found by the
+    periodic sweep once it is ``BACKUP_SECONDS`` overdue, and fired once."""
+    monkeypatch.setattr(runtime_module, "BACKUP_SECONDS", 1.0)
+    lobby, forgotten = await table(), await table(settings=QUICK)
+    host = await connect(lobby.code, lobby.sessions["host"], host=True)
+    await host.until("snapshot")
+    await runtime.settle()
+    deadline = await sync_to_async(_start_elsewhere)(forgotten.game, ago=12.0)
+    assert deadline < time.time() - 1.0
+    assert forgotten.game.pk not in runtime._timers
+    await runtime._sweep()
+    await asyncio.sleep(0.2)
+    await runtime.settle()
+    assert await sync_to_async(_rounds_ended)(forgotten.game) == 1
+    # Swept again, the row shows no overdue deadline: nothing more is fired.
+    await runtime._sweep()
+    await runtime.settle()
+    assert await sync_to_async(_rounds_ended)(forgotten.game) == 1
 
 
 async def test_bots_answer_a_human_chief(connect: Any) -> None:
