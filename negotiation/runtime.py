@@ -23,7 +23,10 @@ and again from when their last connection closes. Which connections exist is kno
 processes only through the channel layer, so before acting on an absence the runtime asks the
 game's group (``presence.probe``): every connection bound to a seat answers to this process's
 inbox. A process that dies leaves no "leave" behind; a periodic sweep (``_sweep``) asks the
-groups of every game with seated people and marks away the seats nobody answers for. In a
+groups of every game with seated people and marks away the seats nobody answers for. Every
+connection answers every probe, so with several processes sharing Redis only one of them
+sweeps in each period: the one that takes the sweep's lease (a Redis key set with ``NX`` for
+nine tenths of the period); a process that cannot reach Redis sweeps anyway. In a
 remote match (``Game.public``) a seat away for ``RATIFY_GRACE_SECONDS`` is handed to a bot
 (``services.hand_over_absent_seat``, under the game's lock: of several processes whose timers
 fire, one hands it over); the player gets it back when they connect (``services.note_arrival``).
@@ -40,6 +43,7 @@ import datetime
 import hashlib
 import json
 import logging
+import os
 import random
 import time
 import uuid
@@ -47,6 +51,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -88,6 +93,9 @@ PROBE_SECONDS = 0.5
 #: A seat marked away this many sweeps ago or less is asked about again (it may have been
 #: marked while a new connection of its player was opening).
 RECHECK_SWEEPS = 3
+#: The share of a sweep period for which the process that sweeps holds the sweep's lease: a
+#: little less than the period, so that the next sweep of any process may take it again.
+LEASE_SHARE = 0.9
 #: How much longer than a chat line or an acceptance a bot thinks over each kind of move
 #: (times ``RATIFY_BOT_DELAY``); unlisted commands weigh 1.
 THINKING_WEIGHTS: dict[type[c.Command], float] = {
@@ -109,6 +117,18 @@ def bot_pause(command: c.Command, base: float, rng: random.Random | None = None)
         return 0.0
     weight = THINKING_WEIGHTS.get(type(command), 1.0)
     return base * weight * (rng or random).uniform(*JITTER)
+
+
+def sweep_seconds() -> float:
+    """How often a process sweeps presence (``RATIFY_GRACE_SECONDS``, at least a second)."""
+    return max(1.0, grace_seconds())
+
+
+def sweep_lease_key() -> str:
+    """The Redis key of the presence sweep's lease, under the channel layer's prefix (one
+    per installation sharing the Redis)."""
+    config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
+    return f"{config.get('prefix', 'ratify')}:presence-sweep"
 
 
 def grace_seconds() -> float:
@@ -164,6 +184,8 @@ class Runtime:
         self._inbox: asyncio.Future[str] | None = None
         #: Answers collected by the probes under way, by probe id.
         self._probes: dict[str, _Probe] = {}
+        #: The Redis client that takes the sweep's lease, and the loop it belongs to.
+        self._redis: tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis] | None = None
 
     # ----------------------------------------------------------------------------------------
     # Entry points
@@ -267,6 +289,7 @@ class Runtime:
         self._listener = None
         self._inbox = None
         self._probes.clear()
+        self._redis = None
         self._refreshing.clear()
         self._arming.clear()
         self._loop = None
@@ -609,9 +632,30 @@ class Runtime:
         loop = self._loop
         if loop is None:
             return
-        self._sweeper = loop.call_later(
-            max(1.0, grace_seconds()), lambda: self._spawn(self._sweep())
-        )
+        self._sweeper = loop.call_later(sweep_seconds(), lambda: self._spawn(self._sweep()))
+
+    async def _takes_the_sweep(self) -> bool:
+        """Whether this process sweeps presence this period. Without Redis there is one
+        process to a layer: always. With Redis, only if it takes the sweep's lease, so that
+        each connection answers one probe per period rather than one per process; if Redis
+        cannot be reached, it sweeps (and says so), as a process alone would."""
+        url = getattr(settings, "REDIS_URL", "")
+        if not url:
+            return True
+        loop = asyncio.get_running_loop()
+        try:
+            if self._redis is None or self._redis[0] is not loop:
+                self._redis = (loop, redis.asyncio.Redis.from_url(url))
+            taken = await self._redis[1].set(
+                sweep_lease_key(),
+                os.getpid(),
+                nx=True,
+                px=max(1, int(sweep_seconds() * LEASE_SHARE * 1000)),
+            )
+        except Exception:
+            logger.warning("could not take the presence sweep's lease; sweeping", exc_info=True)
+            return True
+        return bool(taken)
 
     async def _sweep(self) -> None:
         """Mark away the seats nobody is connected for (their process may have died), clear
@@ -625,31 +669,35 @@ class Runtime:
         except Exception:
             logger.exception("the sweep of overdue deadlines failed")
         try:
-            seats = await database_sync_to_async(_seats_to_check)(
-                timezone.now() - datetime.timedelta(seconds=RECHECK_SWEEPS * grace_seconds())
-            )
-            games = sorted({game_id for game_id, *_ in seats})
-            probe = await self._ask(games, None) if games else None
-            if games and probe is None:
-                return  # nobody's presence is known: change nothing until the next sweep
-            answered = probe.answers if probe is not None else set()
-            now = timezone.now()
-            for game_id, key, player, away_since in seats:
-                if (game_id, key, player) in answered:
-                    if away_since is not None:
-                        await database_sync_to_async(services.note_present)(
-                            game_id=game_id, seat_key=key, player_id=player
-                        )
-                elif away_since is None:
-                    await database_sync_to_async(services.note_departure)(
-                        game_id=game_id, seat_key=key, player_id=player, since=now
-                    )
+            if await self._takes_the_sweep():
+                await self._sweep_presence()
             for game_id in await database_sync_to_async(_open_match_ids)():
                 await self._arm(game_id)
         except Exception:
             logger.exception("the presence sweep failed")
         finally:
             self._schedule_sweep()
+
+    async def _sweep_presence(self) -> None:
+        seats = await database_sync_to_async(_seats_to_check)(
+            timezone.now() - datetime.timedelta(seconds=RECHECK_SWEEPS * grace_seconds())
+        )
+        games = sorted({game_id for game_id, *_ in seats})
+        probe = await self._ask(games, None) if games else None
+        if games and probe is None:
+            return  # nobody's presence is known: change nothing until the next sweep
+        answered = probe.answers if probe is not None else set()
+        now = timezone.now()
+        for game_id, key, player, away_since in seats:
+            if (game_id, key, player) in answered:
+                if away_since is not None:
+                    await database_sync_to_async(services.note_present)(
+                        game_id=game_id, seat_key=key, player_id=player
+                    )
+            elif away_since is None:
+                await database_sync_to_async(services.note_departure)(
+                    game_id=game_id, seat_key=key, player_id=player, since=now
+                )
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

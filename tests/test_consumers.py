@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +24,9 @@ from negotiation import runtime as runtime_module
 from negotiation.engine import commands as c
 from negotiation.engine.scenario import Deadlines, GameDefaults
 from negotiation.models import Game, GameCommand, GameEvent, Scenario
-from negotiation.runtime import runtime
+from negotiation.runtime import Runtime, runtime
 from negotiation.selectors import HOST_SESSION_KEY
+from tests.live import REDIS_URL, free_port, require
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -822,6 +824,70 @@ async def test_the_sweep_times_a_deadline_nobody_timed(connect: Any, monkeypatch
     await runtime._sweep()
     await runtime.settle()
     assert await sync_to_async(_rounds_ended)(forgotten.game) == 1
+
+
+def _redis_layer(settings: Any, url: str, grace: float) -> str:
+    """Settings of a process on a Redis layer of its own prefix; returns the lease's key."""
+    settings.REDIS_URL = url
+    settings.RATIFY_GRACE_SECONDS = grace
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [url], "prefix": f"ratify-test-{uuid.uuid4().hex[:8]}"},
+        }
+    }
+    return runtime_module.sweep_lease_key()
+
+
+async def test_with_redis_one_process_in_each_period_sweeps_presence(settings: Any) -> None:
+    """Every connection answers every probe: with several processes on Redis, one process
+    per period asks, the one that takes the lease; the lease lasts nine tenths of it."""
+    require("127.0.0.1", 6379, "Redis")
+    key = _redis_layer(settings, REDIS_URL, grace=1.0)
+    first, second = Runtime(), Runtime()
+    try:
+        assert await first._takes_the_sweep()
+        assert not await second._takes_the_sweep()
+        assert not await first._takes_the_sweep()
+        await asyncio.sleep(1.0)
+        assert await second._takes_the_sweep()
+        assert not await first._takes_the_sweep()
+    finally:
+        for process in (first, second):
+            if process._redis is not None:
+                await process._redis[1].delete(key)
+                await process._redis[1].aclose()
+
+
+async def test_a_process_that_cannot_reach_redis_sweeps_presence_anyway(settings: Any) -> None:
+    _redis_layer(settings, f"redis://127.0.0.1:{free_port()}/0", grace=1.0)
+    assert await Runtime()._takes_the_sweep()
+    settings.REDIS_URL = ""
+    assert await Runtime()._takes_the_sweep()
+
+
+async def test_a_process_without_the_lease_still_sets_the_matches_seat_timers(
+    connect: Any, monkeypatch: Any
+) -> None:
+    swept: list[bool] = []
+    armed: list[int] = []
+
+    async def elsewhere() -> bool:
+        return False
+
+    async def presence() -> None:
+        swept.append(True)
+
+    async def arm(game_id: int) -> None:
+        armed.append(game_id)
+
+    monkeypatch.setattr(runtime_module, "_open_match_ids", lambda: [7, 9])
+    monkeypatch.setattr(runtime, "_takes_the_sweep", elsewhere)
+    monkeypatch.setattr(runtime, "_sweep_presence", presence)
+    monkeypatch.setattr(runtime, "_arm", arm)
+    await runtime._sweep()
+    assert swept == [] and armed == [7, 9]
+    runtime.reset()
 
 
 async def test_bots_answer_a_human_chief(connect: Any) -> None:
