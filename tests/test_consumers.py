@@ -728,6 +728,20 @@ class _Submissions:
         return self.real(**kwargs)
 
 
+async def _unserved_game(connect: Any, monkeypatch: Any) -> tuple[Table, float, _Submissions]:
+    """A game started elsewhere, its deadline 0.5 s away, that this process times (its
+    runtime started on a connection to another game) but does not serve; ``BACKUP_SECONDS``
+    is 1.5. Returns the game, its deadline and the runtime's submissions from now on."""
+    monkeypatch.setattr(runtime_module, "BACKUP_SECONDS", 1.5)
+    unserved, lobby = await table(settings=QUICK), await table()
+    deadline = await sync_to_async(_start_elsewhere)(unserved.game, ago=9.5)
+    submissions = _Submissions(monkeypatch)
+    host = await connect(lobby.code, lobby.sessions["host"], host=True)
+    await host.until("snapshot")
+    await runtime.settle()
+    return unserved, deadline, submissions
+
+
 async def test_a_process_with_no_connection_of_a_game_leaves_its_deadline_to_the_others(
     connect: Any, monkeypatch: Any
 ) -> None:
@@ -735,13 +749,7 @@ async def test_a_process_with_no_connection_of_a_game_leaves_its_deadline_to_the
     serves no connection of the game neither fires nor folds it when the deadline comes: it
     reads the row ``BACKUP_SECONDS`` later and, finding the deadline fired by the process
     that serves the game, stops timing it. With many processes, a deadline costs one fold."""
-    monkeypatch.setattr(runtime_module, "BACKUP_SECONDS", 1.5)
-    elsewhere, lobby = await table(settings=QUICK), await table()
-    deadline = await sync_to_async(_start_elsewhere)(elsewhere.game, ago=9.5)
-    submissions = _Submissions(monkeypatch)
-    host = await connect(lobby.code, lobby.sessions["host"], host=True)
-    await host.until("snapshot")
-    await runtime.settle()
+    elsewhere, deadline, submissions = await _unserved_game(connect, monkeypatch)
     assert runtime._timers[elsewhere.game.pk][0] == deadline
     # The process serving the game fires it on time.
     await asyncio.sleep(deadline - time.time() + 0.2)
@@ -765,13 +773,7 @@ async def test_a_process_with_no_connection_of_a_game_leaves_its_deadline_to_the
 async def test_a_deadline_of_a_game_nobody_serves_is_fired_by_a_process_after_the_backup_delay(
     connect: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(runtime_module, "BACKUP_SECONDS", 1.5)
-    orphan, lobby = await table(settings=QUICK), await table()
-    deadline = await sync_to_async(_start_elsewhere)(orphan.game, ago=9.5)
-    submissions = _Submissions(monkeypatch)
-    host = await connect(lobby.code, lobby.sessions["host"], host=True)
-    await host.until("snapshot")
-    await runtime.settle()
+    orphan, deadline, submissions = await _unserved_game(connect, monkeypatch)
     await asyncio.sleep(deadline - time.time() + 0.5)
     # Past the deadline, within the backup delay: left to a process that serves the game.
     assert submissions.games == []
