@@ -733,13 +733,19 @@ async def _unserved_game(connect: Any, monkeypatch: Any) -> tuple[Table, float, 
     runtime started on a connection to another game) but does not serve; ``BACKUP_SECONDS``
     is 1.5. Returns the game, its deadline and the runtime's submissions from now on."""
     monkeypatch.setattr(runtime_module, "BACKUP_SECONDS", 1.5)
-    unserved, lobby = await table(settings=QUICK), await table()
+    unserved = await table(settings=QUICK)
     deadline = await sync_to_async(_start_elsewhere)(unserved.game, ago=9.5)
     submissions = _Submissions(monkeypatch)
+    await _start_the_runtime(connect)
+    return unserved, deadline, submissions
+
+
+async def _start_the_runtime(connect: Any) -> None:
+    """Start this process's runtime, as a connection to a game of its own does."""
+    lobby = await table()
     host = await connect(lobby.code, lobby.sessions["host"], host=True)
     await host.until("snapshot")
     await runtime.settle()
-    return unserved, deadline, submissions
 
 
 async def test_a_process_with_no_connection_of_a_game_leaves_its_deadline_to_the_others(
@@ -791,10 +797,8 @@ async def test_a_connection_times_its_games_deadline_when_it_opens(
     connection of the game here times the deadline from the state it loads for its
     snapshot, exactly (not as a backup)."""
     monkeypatch.setattr(runtime_module, "BACKUP_SECONDS", 30.0)
-    lobby, later = await table(), await table(settings=QUICK)
-    host = await connect(lobby.code, lobby.sessions["host"], host=True)
-    await host.until("snapshot")
-    await runtime.settle()
+    later = await table(settings=QUICK)
+    await _start_the_runtime(connect)
     deadline = await sync_to_async(_start_elsewhere)(later.game, ago=9.0)
     assert later.game.pk not in runtime._timers
     player = await connect(later.code, later.sessions["A1"])
@@ -811,10 +815,8 @@ async def test_the_sweep_times_a_deadline_nobody_timed(connect: Any, monkeypatch
     after this one started, with no connection of the game anywhere) is found by the
     periodic sweep once it is ``BACKUP_SECONDS`` overdue, and fired once."""
     monkeypatch.setattr(runtime_module, "BACKUP_SECONDS", 1.0)
-    lobby, forgotten = await table(), await table(settings=QUICK)
-    host = await connect(lobby.code, lobby.sessions["host"], host=True)
-    await host.until("snapshot")
-    await runtime.settle()
+    forgotten = await table(settings=QUICK)
+    await _start_the_runtime(connect)
     deadline = await sync_to_async(_start_elsewhere)(forgotten.game, ago=12.0)
     assert deadline < time.time() - 1.0
     assert forgotten.game.pk not in runtime._timers
