@@ -663,8 +663,8 @@ class Runtime:
         that, time every deadline overdue by ``BACKUP_SECONDS``: the process that held its
         timer may be gone."""
         try:
-            cutoff = time.time() - BACKUP_SECONDS
-            for game_id, seq, deadline in await database_sync_to_async(_overdue)(cutoff):
+            due_by = time.time() - BACKUP_SECONDS
+            for game_id, seq, deadline in await database_sync_to_async(_timed_games)(due_by):
                 self._set_timer_at(game_id, seq, deadline)
         except Exception:
             logger.exception("the sweep of overdue deadlines failed")
@@ -720,31 +720,27 @@ class _Probe:
 
 
 def _recovery_plan() -> tuple[list[tuple[int, int, float]], list[int]]:
-    """The games not ended: (id, last seq, deadline) of those with a deadline running (the
-    ``Game`` row's projection, None while paused), and the ids of those with a bot seat."""
-    open_games = Game.objects.exclude(status=Game.Status.ENDED)
-    timed = [
-        (pk, seq, deadline)
-        for pk, seq, deadline in open_games.order_by("pk").values_list("pk", "last_seq", "deadline")
-        if deadline is not None
-    ]
+    """``_timed_games()``, and the ids of the games not ended with a bot seat."""
     with_bots = list(
-        Seat.objects.filter(bot=True, game__in=open_games)
+        Seat.objects.filter(bot=True)
+        .exclude(game__status=Game.Status.ENDED)
         .order_by("game_id")
         .values_list("game_id", flat=True)
         .distinct()
     )
-    return timed, with_bots
+    return _timed_games(), with_bots
 
 
-def _overdue(cutoff: float) -> list[tuple[int, int, float]]:
-    """(id, last seq, deadline) of the running games whose deadline is at ``cutoff`` or before
-    (the ``Game`` rows' projection, by their ``(status, deadline)`` index)."""
-    rows = Game.objects.filter(status=Game.Status.ACTIVE, deadline__lte=cutoff).order_by("pk")
+def _timed_games(due_by: float | None = None) -> list[tuple[int, int, float]]:
+    """(id, last seq, deadline) of the games not ended whose deadline runs (the ``Game`` rows'
+    projection, none while paused); with ``due_by``, only those due by then."""
+    rows = Game.objects.exclude(status=Game.Status.ENDED).filter(deadline__isnull=False)
+    if due_by is not None:
+        rows = rows.filter(deadline__lte=due_by)
     return [
         (pk, seq, deadline)
-        for pk, seq, deadline in rows.values_list("pk", "last_seq", "deadline")
-        if deadline is not None
+        for pk, seq, deadline in rows.order_by("pk").values_list("pk", "last_seq", "deadline")
+        if deadline is not None  # never, by the filter: for the type
     ]
 
 

@@ -217,10 +217,10 @@ def test_gatt_accepted_by_the_chiefs_and_voted_down(
         assert page.errors == [], page.errors  # type: ignore[attr-defined]
 
 
-def test_the_page_reconnects_by_itself_and_sends_what_waited(
-    own_site: Site, people: People, shots: Shots
-) -> None:
-    game = create_game(own_site.env, "gatt", bots="A1,A2,A3,B1,B2,B3,B-chief")
+def _chief_on_a_phone_against_bots(own_site: Site, people: People, scenario: str) -> Page:
+    """A game of ``scenario`` with bots in every seat but A's chief, taken by a player on a
+    phone; the host has started it. Returns the chief's page, live in Level I."""
+    game = create_game(own_site.env, scenario, bots="A1,A2,A3,B1,B2,B3,B-chief")
     host = open_host(own_site, game, people)
     chief = people(phone=True)
     seat_url = next(s["url"] for s in game["seats"] if s["seat"] == "A-chief")
@@ -230,6 +230,13 @@ def test_the_page_reconnects_by_itself_and_sends_what_waited(
     live(chief)
     host.get_by_test_id("start-game").click()
     expect(chief.get_by_test_id("phase")).to_have_attribute("data-phase", "level1")
+    return chief
+
+
+def test_the_page_reconnects_by_itself_and_sends_what_waited(
+    own_site: Site, people: People, shots: Shots
+) -> None:
+    chief = _chief_on_a_phone_against_bots(own_site, people, "gatt")
 
     own_site.server.stop()  # the wifi drops, or the server restarts
     expect(chief.get_by_test_id("connection")).to_have_attribute(
@@ -266,16 +273,7 @@ def test_a_deadline_that_passed_while_the_server_was_down_ends_the_attempt_when_
     folder.mkdir()
     (folder / "gatt-quick.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     manage(own_site.env, "load_scenarios", "--dir", str(folder))
-    game = create_game(own_site.env, "gatt-quick", bots="A1,A2,A3,B1,B2,B3,B-chief")
-    host = open_host(own_site, game, people)
-    chief = people(phone=True)
-    seat_url = next(s["url"] for s in game["seats"] if s["seat"] == "A-chief")
-    chief.goto(own_site.base + path_of(seat_url))
-    chief.get_by_test_id("seat-name").fill("Ana")
-    chief.get_by_test_id("take-seat").click()
-    live(chief)
-    host.get_by_test_id("start-game").click()
-    expect(chief.get_by_test_id("phase")).to_have_attribute("data-phase", "level1")
+    chief = _chief_on_a_phone_against_bots(own_site, people, "gatt-quick")
     started = time.monotonic()
 
     own_site.server.stop()
