@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
 
 from negotiation import services
 from negotiation.engine import commands as c
@@ -194,16 +195,28 @@ def batch_of_games(codes: list[str]) -> None:
 
     big = chats(0, services.INSERT_ROWS // len(games) + 2)
     small = chats(len(big) // len(games), 2)
+    # Over psycopg's 50 parameters, and then with the queries logged (DEBUG, query counting).
+    larger = chats((len(big) + len(small)) // len(games), 4)
+    logged = chats((len(big) + len(small) + len(larger)) // len(games), 2)
     results = services.submit_many(big)
     statements: list[str] = []
+    placeholders: list[str] = []
 
     def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         statements.append(sql.split(None, 1)[0].upper())
+        placeholders.append("$n" if "$1" in sql else "%s" if "%s" in sql else "none")
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(record):
         results += services.submit_many(small)
-    requests = big + small
+    small_placeholders = placeholders[:]
+    placeholders.clear()
+    with connection.execute_wrapper(record):
+        results += services.submit_many(larger)
+    larger_placeholders = placeholders[:]
+    with CaptureQueriesContext(connection) as captured:
+        results += services.submit_many(logged)
+    requests = big + small + larger + logged
     rows = {
         game.code: {
             "last_seq": game.last_seq,
@@ -240,7 +253,12 @@ def batch_of_games(codes: list[str]) -> None:
                 "rows": rows,
                 "states": states,
                 "texts": texts,
-                "small_batch_statements": statements,
+                "small_batch_statements": statements[: len(small_placeholders)],
+                "small_batch_placeholders": small_placeholders,
+                "larger_batch_placeholders": larger_placeholders,
+                "logged_batch_statements": [
+                    query["sql"].split(None, 1)[0].upper() for query in captured.captured_queries
+                ],
             }
         )
     )

@@ -112,13 +112,17 @@ def test_a_batch_of_several_games_is_written_and_projected_on_each_database(
     """One statement per table for the whole batch: every event, command record and game row
     as the single writes would leave them (a column of NULL deadlines keeps its type). On
     PostgreSQL a batch whose rows fit one ``INSERT`` per table sends them with the games'
-    ``UPDATE`` as one statement, after the row locks."""
+    ``UPDATE`` as one statement, after the row locks, with PostgreSQL's own placeholders
+    unless queries are logged."""
     with contextlib.ExitStack() as stack:
         if database == "postgresql":
             url = stack.enter_context(postgres_database())
         else:
             url = f"sqlite:///{tmp_path / 'batch.sqlite3'}"
-        env = server_env(DATABASE_URL=url)
+        # As deployed: with DEBUG on, Django logs every query (and the batch takes the logged path).
+        env = server_env(
+            DATABASE_URL=url, DJANGO_DEBUG="false", DJANGO_SECRET_KEY="batch-test-" + "k" * 40
+        )
         manage(env, "migrate", "--noinput")
         manage(env, "load_scenarios")
         no_deadlines = {"level1": None, "level2": None, "compliance": None}
@@ -150,9 +154,23 @@ def test_a_batch_of_several_games_is_written_and_projected_on_each_database(
     assert result["rows"][codes[0]]["deadline"] is None
     if database == "postgresql":
         assert result["small_batch_statements"] == ["SELECT", "WITH"]
+        # PostgreSQL's own placeholders, which psycopg sends without searching the statement
+        # for ``%s`` (it keeps what it finds only for statements of at most 50 parameters).
+        assert result["small_batch_placeholders"] == ["$n", "$n"]
+        assert result["larger_batch_placeholders"] == ["$n", "$n"]
+        # With the queries logged, which formats statements with ``%s``: the usual cursor.
+        assert result["logged_batch_statements"] == ["BEGIN", "SELECT", "WITH", "COMMIT"]
     else:
         # SQLite: the write lock taken when the transaction begins (no row locks).
         assert result["small_batch_statements"] == ["BEGIN", "INSERT", "INSERT", "UPDATE"]
+        assert result["small_batch_placeholders"] == ["none", "%s", "%s", "%s"]
+        assert result["logged_batch_statements"] == [
+            "BEGIN",
+            "INSERT",
+            "INSERT",
+            "UPDATE",
+            "COMMIT",
+        ]
 
 
 def test_a_writer_with_a_stale_state_collides_reloads_and_applies_once() -> None:
