@@ -272,9 +272,23 @@ def submit_many(requests: Sequence[Request], now: float | None = None) -> list[O
     for it (``GameNotFoundError``). When anything in the batch fails (a race for a seq, a
     retried command id, an unknown game), the batch is rolled back and each request is
     submitted on its own, so one request never changes another's answer.
+
+    On PostgreSQL, outside a transaction, a batch (of one command too) whose commands can be
+    decided from the states this process holds goes as one statement, its own transaction: the row locks, the
+    inserts and the games' update together, one round trip where a transaction takes four
+    (begin, locks, rows, commit). The cached states are trusted as on SQLite: a state another
+    process has overtaken makes the insert of its next seq fail, and the batch is then
+    submitted one command at a time. A batch that needs the database to decide (a state to
+    load after an earlier command of the batch wrote to that game) or moves seats goes in a
+    transaction as before.
     """
-    if len(requests) > 1:
-        try:
+    try:
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            try:
+                return _submit_in_one_statement(requests, now)
+            except _NeedsTransaction:
+                pass
+        if len(requests) > 1:
             with transaction.atomic():
                 latest = _lock_games(sorted({r.game_id for r in requests}))
                 working: dict[int, GameState] = {}
@@ -284,13 +298,13 @@ def submit_many(requests: Sequence[Request], now: float | None = None) -> list[O
                 ]
                 sink.flush()
                 return results
-        except (IntegrityError, GameNotFoundError):
-            # A state loaded after an earlier request of the batch wrote may have been
-            # cached: it holds events the rollback took back.
-            _forget_states(requests)
-        except BaseException:
-            _forget_states(requests)
-            raise
+    except (IntegrityError, GameNotFoundError):
+        # A state loaded after an earlier request of the batch wrote may have been cached: it
+        # holds events the rollback took back (and an overtaken state is no use any more).
+        _forget_states(requests)
+    except BaseException:
+        _forget_states(requests)
+        raise
     one_by_one: list[Outcome | Exception] = []
     for request in requests:
         try:
@@ -308,6 +322,27 @@ def submit_many(requests: Sequence[Request], now: float | None = None) -> list[O
         except GameNotFoundError as missing:
             one_by_one.append(missing)
     return one_by_one
+
+
+class _NeedsTransaction(Exception):
+    """A batch cannot go as one statement (see ``submit_many``); nothing was written."""
+
+
+def _submit_in_one_statement(
+    requests: Sequence[Request], now: float | None
+) -> list[Outcome | Exception]:
+    """``submit_many``'s batch as one statement in autocommit (PostgreSQL). Raises
+    ``_NeedsTransaction`` before writing anything when it cannot, ``IntegrityError`` and
+    ``GameNotFoundError`` as the transaction would."""
+    working: dict[int, GameState] = {}
+    sink = _Rows(alone=True)
+    results: list[Outcome | Exception] = [
+        _write(r, now, working, None, False, sink) for r in requests
+    ]
+    sink.flush_alone()
+    for callback in sink.after_commit:
+        callback()
+    return results
 
 
 def _forget_states(requests: Iterable[Request]) -> None:
@@ -402,9 +437,15 @@ def _brought_up_to(game_id: int, state: GameState, seq: int) -> GameState | None
 
 
 def _load_after_flush(game_id: int, sink: _Rows | None) -> GameState:
-    """``load_state`` once the batch's rows so far are written (it reads the database)."""
+    """``load_state`` once the batch's rows so far are written (it reads the database).
+    Raises ``_NeedsTransaction`` for a batch going as one statement that has rows of this
+    game already (they are written only at its end)."""
     if sink is not None:
-        sink.flush()
+        if sink.alone:
+            if game_id in sink.games:
+                raise _NeedsTransaction
+        else:
+            sink.flush()
     return load_state(game_id)
 
 
@@ -487,25 +528,66 @@ COMMAND_FIELDS = (
 class _Rows:
     """The rows a batch has decided and not yet written: written together by ``flush``, one
     statement per table, with one ``Game`` projection per game. ``flush`` raises
-    ``IntegrityError`` as the single writes would."""
+    ``IntegrityError`` as the single writes would.
 
-    def __init__(self) -> None:
+    ``alone``: the rows of a batch written by ``flush_alone`` as one statement outside a
+    transaction; what must wait for the commit waits in ``after_commit``."""
+
+    def __init__(self, alone: bool = False) -> None:
         self.events: list[tuple[Any, ...]] = []
         self.commands: list[tuple[Any, ...]] = []
         self.games: dict[int, tuple[GameState, list[StoredEvent]]] = {}
+        self.alone = alone
+        self.after_commit: list[Callable[[], None]] = []
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        if self.alone:
+            self.after_commit.append(callback)
+        else:
+            transaction.on_commit(callback)
+
+    def flush_alone(self) -> None:
+        """Write every row as one statement, its own transaction, the games' rows locked
+        first in id order (as ``_lock_games`` does), so that no two writers deadlock. Raises
+        ``_NeedsTransaction`` (writing nothing) for rows that need more than one statement:
+        seats to move, or more rows than one ``INSERT`` takes; ``IntegrityError`` as
+        ``flush`` does."""
+        if len(self.events) > INSERT_ROWS or len(self.commands) > INSERT_ROWS:
+            raise _NeedsTransaction
+        moves_seats = (e.SeatTaken, e.SeatReleased)
+        for _, stored in self.games.values():
+            if any(isinstance(item.event, moves_seats) for item in stored):
+                raise _NeedsTransaction
+        events, commands, written = self._take()
+        if written:
+            _write_together(events, commands, written, locked=True)
+        elif commands:
+            # Only refusals to record: no game row to lock.
+            _insert(GameCommand, COMMAND_FIELDS, commands)
 
     def add(self, game_id: int, after: GameState, stored: list[StoredEvent]) -> None:
         self.events.extend((game_id, s.seq, s.event.TYPE, s.payload) for s in stored)
         earlier = self.games.get(game_id)
         self.games[game_id] = (after, [*(earlier[1] if earlier else []), *stored])
 
-    def flush(self) -> None:
+    def _take(
+        self,
+    ) -> tuple[
+        list[tuple[Any, ...]],
+        list[tuple[Any, ...]],
+        list[tuple[int, GameState, list[StoredEvent]]],
+    ]:
+        """The rows to write (events, command records, games), emptied from here."""
         # One moment for the whole batch, prepared for the database once.
         created = _created_field().get_db_prep_save(timezone.now(), connection)
         events = [(*row, created) for row in self.events]
         commands = [(*row, created) for row in self.commands]
         written = [(game_id, after, stored) for game_id, (after, stored) in self.games.items()]
         self.events, self.commands, self.games = [], [], {}
+        return events, commands, written
+
+    def flush(self) -> None:
+        events, commands, written = self._take()
         if (
             written
             and connection.vendor == "postgresql"
@@ -596,14 +678,21 @@ def _write_together(
     events: list[tuple[Any, ...]],
     commands: list[tuple[Any, ...]],
     written: Sequence[tuple[int, GameState, Sequence[StoredEvent]]],
+    locked: bool = False,
 ) -> None:
     """A batch's rows on PostgreSQL in one statement: the inserts of events and command
     records as data-modifying ``WITH`` clauses of the ``Game`` projection's ``UPDATE`` (which
     PostgreSQL runs to completion whether or not the ``UPDATE`` reads them), so one round
-    trip and one parse instead of three. Raises ``IntegrityError`` as the separate
-    statements would."""
+    trip and one parse instead of three. With ``locked``, the statement locks the games'
+    rows itself, in id order, before the ``UPDATE`` reaches them (the ``UPDATE`` takes its
+    rows from the locking clause). Raises ``IntegrityError`` as the separate statements
+    would."""
     clauses: list[str] = []
     params: list[Any] = []
+    if locked:
+        game_ids = sorted(game_id for game_id, _, _ in written)
+        clauses.append(f"locked AS ({_lock_statement(len(game_ids), connection.vendor)})")
+        params += game_ids
     for name, model, fields, rows in (
         ("new_events", GameEvent, EVENT_FIELDS, events),
         ("new_commands", GameCommand, COMMAND_FIELDS, commands),
@@ -612,7 +701,7 @@ def _write_together(
             sql, values = _insert_with(model, fields, rows)
             clauses.append(f"{name} AS ({sql})")
             params += values
-    update, values = _projection_with(written)
+    update, values = _projection_with(written, locked)
     _run(f"WITH {', '.join(clauses)} {update}" if clauses else update, params + values)
 
 
@@ -678,9 +767,9 @@ def _append(
     if sink is None:
         rows.flush()
     # Cached and published only once the events are stored for good.
-    transaction.on_commit(lambda: state_cache.put(game_id, after))
+    rows.on_commit(lambda: state_cache.put(game_id, after))
     if stored and publish_events:
-        transaction.on_commit(lambda: publish(game_id, stored))
+        rows.on_commit(lambda: publish(game_id, stored))
     return stored, after
 
 
@@ -690,43 +779,49 @@ PROJECTED = ("status", "phase", "deadline", "last_seq")
 
 def _projection_with(
     written: Sequence[tuple[int, GameState, Sequence[StoredEvent]]],
+    locked: bool = False,
 ) -> tuple[str, list[Any]]:
     """The ``UPDATE`` that brings the ``Game`` rows of the ``written`` games (at least one) in
     line with the states their new events lead to, one statement for all, and its
-    parameters."""
+    parameters; with ``locked``, of the rows of a ``WITH`` clause named ``locked``."""
     rows = [
         (game_id, (_status_of(state), state.phase, state.deadline, state.seq))
         for game_id, state, _ in written
     ]
+    statement = _projection_statement(len(rows), connection.vendor, locked)
     if len(rows) == 1:
         [(game_id, values)] = rows
-        return _projection_statement(1, connection.vendor), [*values, game_id]
+        return statement, [*values] if locked else [*values, game_id]
     params: list[Any] = []
     for column in range(len(PROJECTED)):
         for game_id, values in rows:
             params += (game_id, values[column])
-    params += (game_id for game_id, _ in rows)
-    return _projection_statement(len(rows), connection.vendor), params
+    if not locked:
+        params += (game_id for game_id, _ in rows)
+    return statement, params
 
 
 @functools.cache
-def _projection_statement(games: int, vendor: str) -> str:
+def _projection_statement(games: int, vendor: str, locked: bool = False) -> str:
     """The ``UPDATE`` of ``_projection_with`` for ``games`` games on a database ``vendor``, made
     once per process and count: for several games, each column is a ``CASE`` on the id (cast
     to the column's type, so that a column of NULLs is still of its type)."""
     quote = connection.ops.quote_name
     table = quote(Game._meta.db_table)
     key = _column(Game, "id")
+    if locked:
+        where = f"{key} IN (SELECT {key} FROM locked)"
+    else:
+        where = f"{key} = %s" if games == 1 else f"{key} IN ({', '.join(['%s'] * games)})"
     if games == 1:
         assignments = ", ".join(f"{_column(Game, name)} = %s" for name in PROJECTED)
-        return f"UPDATE {table} SET {assignments} WHERE {key} = %s"
+        return f"UPDATE {table} SET {assignments} WHERE {where}"
     cases = []
     for name in PROJECTED:
         cast = _field(Game, name).cast_db_type(connection)
         whens = " ".join([f"WHEN %s THEN CAST(%s AS {cast})"] * games)
         cases.append(f"{_column(Game, name)} = CASE {key} {whens} END")
-    ids = ", ".join(["%s"] * games)
-    return f"UPDATE {table} SET {', '.join(cases)} WHERE {key} IN ({ids})"
+    return f"UPDATE {table} SET {', '.join(cases)} WHERE {where}"
 
 
 def _status_of(state: GameState) -> str:

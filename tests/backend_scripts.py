@@ -262,3 +262,116 @@ def batch_of_games(codes: list[str]) -> None:
             }
         )
     )
+
+
+def one_statement_batches(codes: list[str]) -> None:
+    """Batches on PostgreSQL outside a transaction: what goes as one statement and what goes in
+    a transaction, a batch decided on a state another writer overtook, and writers of batches
+    over the same games at once. Prints the statements each batch sent, the outcomes, and
+    each game's seqs and chat lines."""
+    from negotiation.services import BOT_PLAYER, SYSTEM_ISSUER, Request
+
+    first, second, third = (services.game_by_code(code).pk for code in codes)
+    for game_id in (first, second, third):
+        services.submit(game_id=game_id, command=c.StartGame(c.INSTRUCTOR), issuer="test")
+    statements: list[str] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        statements.append(sql.split(None, 1)[0].upper())
+        return execute(sql, params, many, context)
+
+    def chat(game_id: int, text: str, issuer: str = "p") -> Request:
+        return Request(game_id, c.Chat("A-chief", "table", text), issuer, f"{issuer}-{text}")
+
+    def batch(requests: list[Request]) -> dict[str, Any]:
+        statements.clear()
+        with connection.execute_wrapper(record):
+            results = services.submit_many(requests)
+        return {
+            "statements": statements[:],
+            "accepted": [getattr(result, "accepted", repr(result)) for result in results],
+        }
+
+    report: dict[str, Any] = {"vendor": connection.vendor}
+    # States this process holds: one statement.
+    report["cached"] = batch([chat(first, "one"), chat(second, "two"), chat(first, "three")])
+    # A refusal confirmed against the log of a game with no rows in the batch yet: still one.
+    report["refused_first"] = batch(
+        [Request(first, c.Accept("A-chief", 999), "p", "p-accept"), chat(second, "four")]
+    )
+    # A refusal after an earlier command of the same game in the batch: a transaction.
+    report["refused_after_write"] = batch(
+        [chat(first, "five"), Request(first, c.Accept("A-chief", 999), "p", "p-accept-2")]
+    )
+    # A seat taken: a transaction (the seat rows move with the events).
+    state = services.load_state(third)
+    seat = sorted(services._member_keys(state) - set(state.seats))[0]
+    report["seat"] = batch(
+        [
+            chat(third, "six"),
+            Request(
+                third,
+                c.TakeSeat(c.SYSTEM, seat, BOT_PLAYER, bot=True, name="Bot"),
+                SYSTEM_ISSUER,
+                None,
+            ),
+        ]
+    )
+    # A command alone (an idle server's batch): one statement too.
+    report["single"] = batch([chat(second, "alone")])
+    # Another process writes to the first game; this one still holds the older state.
+    stale = services.state_cache.get(first)
+    services.submit(game_id=first, command=c.Chat("B-chief", "table", "other"), issuer="other")
+    assert stale is not None
+    services.state_cache.forget(first)
+    services.state_cache.put(first, stale)
+    report["stale"] = batch([chat(first, "seven"), chat(second, "eight")])
+    # Writers of batches over the same games, in different orders, at once.
+    writers, batches = 4, 15
+    barrier = threading.Barrier(writers)
+    failures: list[str] = []
+    refused: list[Any] = []
+
+    def writer(number: int) -> None:
+        games = [first, second, third][number % 3 :] + [first, second, third][: number % 3]
+        barrier.wait()
+        try:
+            for n in range(batches):
+                requests = [chat(g, f"w{number}-{n}-{g}", f"w{number}") for g in games]
+                for result in services.submit_many(requests):
+                    if not getattr(result, "accepted", False):
+                        refused.append(repr(result))
+        except Exception as failure:
+            failures.append(repr(failure))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    report["writers"] = {"failures": failures, "refused": refused}
+    report["games"] = {
+        str(game_id): {
+            "seqs": list(
+                GameEvent.objects.filter(game_id=game_id)
+                .order_by("seq")
+                .values_list("seq", flat=True)
+            ),
+            "texts": [
+                payload["text"]
+                for payload in GameEvent.objects.filter(game_id=game_id, type="chat_posted")
+                .order_by("seq")
+                .values_list("payload", flat=True)
+            ],
+            "seats": sorted(
+                key for key, holder in services.load_state(game_id).seats.items() if holder.bot
+            ),
+            "last_seq": services.game_by_code(code).last_seq,
+            "state_seq": services.load_state(game_id).seq,
+        }
+        for game_id, code in zip((first, second, third), codes, strict=True)
+    }
+    report["seat_taken"] = seat
+    print(json.dumps(report))

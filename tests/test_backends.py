@@ -111,9 +111,9 @@ def test_a_batch_of_several_games_is_written_and_projected_on_each_database(
 ) -> None:
     """One statement per table for the whole batch: every event, command record and game row
     as the single writes would leave them (a column of NULL deadlines keeps its type). On
-    PostgreSQL a batch whose rows fit one ``INSERT`` per table sends them with the games'
-    ``UPDATE`` as one statement, after the row locks, with PostgreSQL's own placeholders
-    unless queries are logged."""
+    PostgreSQL a batch whose rows fit one ``INSERT`` per table sends them with the row locks
+    and the games' ``UPDATE`` as one statement, with PostgreSQL's own placeholders unless
+    queries are logged."""
     with contextlib.ExitStack() as stack:
         if database == "postgresql":
             url = stack.enter_context(postgres_database())
@@ -153,13 +153,14 @@ def test_a_batch_of_several_games_is_written_and_projected_on_each_database(
     assert result["rows"][codes[2]]["deadline"] is not None
     assert result["rows"][codes[0]]["deadline"] is None
     if database == "postgresql":
-        assert result["small_batch_statements"] == ["SELECT", "WITH"]
+        # The row locks, the inserts and the update: one statement, its own transaction.
+        assert result["small_batch_statements"] == ["WITH"]
         # PostgreSQL's own placeholders, which psycopg sends without searching the statement
         # for ``%s`` (it keeps what it finds only for statements of at most 50 parameters).
-        assert result["small_batch_placeholders"] == ["$n", "$n"]
-        assert result["larger_batch_placeholders"] == ["$n", "$n"]
+        assert result["small_batch_placeholders"] == ["$n"]
+        assert result["larger_batch_placeholders"] == ["$n"]
         # With the queries logged, which formats statements with ``%s``: the usual cursor.
-        assert result["logged_batch_statements"] == ["BEGIN", "SELECT", "WITH", "COMMIT"]
+        assert result["logged_batch_statements"] == ["WITH"]
     else:
         # SQLite: the write lock taken when the transaction begins (no row locks).
         assert result["small_batch_statements"] == ["BEGIN", "INSERT", "INSERT", "UPDATE"]
@@ -211,3 +212,69 @@ async def test_the_redis_pubsub_layer_carries_a_group_message_between_processes(
     finally:
         await here.flush()
         await there.flush()
+
+
+def test_batches_on_postgresql_go_as_one_statement_when_the_process_holds_their_states() -> None:
+    """Outside a transaction a batch decided from the states this process holds is one
+    statement (row locks, inserts and update: its own transaction); one that needs the
+    database to decide after writing, or moves seats, goes in a transaction; one decided on
+    a state another writer overtook collides, and its commands are then written one at a
+    time, each once; writers of batches over the same games at once neither deadlock nor
+    lose a line."""
+    with postgres_database() as url:
+        env = server_env(DATABASE_URL=url)
+        manage(env, "migrate", "--noinput")
+        manage(env, "load_scenarios")
+        codes = [create_game(env, "gatt")["code"] for _ in range(3)]
+        result: Any = last_json(
+            manage(
+                env,
+                "shell",
+                "-c",
+                f"from tests.backend_scripts import one_statement_batches; "
+                f"one_statement_batches({codes!r})",
+            )
+        )
+    assert result["vendor"] == "postgresql"
+    assert result["cached"] == {"statements": ["WITH"], "accepted": [True, True, True]}
+    # The refusal is checked against the stored log (a read), then the batch is one statement.
+    refused_first = result["refused_first"]
+    assert refused_first["accepted"] == [False, True]
+    assert refused_first["statements"][-1] == "WITH"
+    assert refused_first["statements"].count("WITH") == 1
+    # In a transaction: the row locks first, then the rows.
+    for name in ("refused_after_write", "seat"):
+        assert result[name]["statements"][:2] == ["SELECT", "WITH"], name
+    assert result["refused_after_write"]["accepted"] == [True, False]
+    assert result["seat"]["accepted"] == [True, True]
+    # The overtaken state: the statement fails, then each command alone (locks first).
+    stale = result["stale"]
+    assert stale["accepted"] == [True, True]
+    assert stale["statements"][0] == "WITH"
+    assert stale["statements"].count("WITH") == 3
+    assert result["writers"] == {"failures": [], "refused": []}
+    first, second, third = (result["games"][key] for key in sorted(result["games"], key=int))
+    for game in (first, second, third):
+        assert game["seqs"] == list(range(1, len(game["seqs"]) + 1))
+        assert game["last_seq"] == game["state_seq"] == len(game["seqs"])
+        # Every writer's lines, each once, in the order each writer sent them.
+        lines = [text for text in game["texts"] if text.startswith("w")]
+        assert len(lines) == len(set(lines)) == 4 * 15
+        for number in range(4):
+            own = [text.split("-")[1] for text in lines if text.startswith(f"w{number}-")]
+            assert own == [str(n) for n in range(15)]
+    assert [t for t in first["texts"] if not t.startswith("w")] == [
+        "one",
+        "three",
+        "five",
+        "other",
+        "seven",
+    ]
+    assert result["single"] == {"statements": ["WITH"], "accepted": [True]}
+    assert [t for t in second["texts"] if not t.startswith("w")] == [
+        "two",
+        "four",
+        "alone",
+        "eight",
+    ]
+    assert third["seats"] == [result["seat_taken"]]
