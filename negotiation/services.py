@@ -28,7 +28,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.db.models import Case, When
 from django.utils import timezone
 
@@ -274,20 +274,30 @@ def submit_many(requests: Sequence[Request], now: float | None = None) -> list[O
     submitted on its own, so one request never changes another's answer.
 
     On PostgreSQL, outside a transaction, a batch (of one command too) whose commands can be
-    decided from the states this process holds goes as one statement, its own transaction: the row locks, the
-    inserts and the games' update together, one round trip where a transaction takes four
-    (begin, locks, rows, commit). The cached states are trusted as on SQLite: a state another
-    process has overtaken makes the insert of its next seq fail, and the batch is then
-    submitted one command at a time. A batch that needs the database to decide (a state to
-    load after an earlier command of the batch wrote to that game) or moves seats goes in a
-    transaction as before.
+    decided from the states this process holds goes as one statement, its own transaction:
+    the row locks, the inserts and the games' update together, one round trip where a
+    transaction takes four (begin, locks, rows, commit). The cached states are trusted as on
+    SQLite: a state another process has overtaken makes the insert of its next seq fail, and
+    the batch then goes in a transaction, which checks the states against the locked rows.
+    So does a batch that needs the database to decide (a state to load after an earlier
+    command of the batch wrote to that game), moves seats, or records a refusal in a game
+    where it writes no event (that game's row would be locked out of order).
     """
+    if (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and connection.get_autocommit()
+    ):
+        try:
+            return _submit_in_one_statement(requests, now)
+        except (_NeedsTransaction, IntegrityError, GameNotFoundError):
+            # Nothing was written, and the states this process holds are committed ones
+            # (behind at worst): the transaction below brings them up to the locked rows.
+            pass
+        except OperationalError as failure:
+            if not _deadlocked(failure):
+                raise
     try:
-        if connection.vendor == "postgresql" and not connection.in_atomic_block:
-            try:
-                return _submit_in_one_statement(requests, now)
-            except _NeedsTransaction:
-                pass
         if len(requests) > 1:
             with transaction.atomic():
                 latest = _lock_games(sorted({r.game_id for r in requests}))
@@ -300,7 +310,7 @@ def submit_many(requests: Sequence[Request], now: float | None = None) -> list[O
                 return results
     except (IntegrityError, GameNotFoundError):
         # A state loaded after an earlier request of the batch wrote may have been cached: it
-        # holds events the rollback took back (and an overtaken state is no use any more).
+        # holds events the rollback took back.
         _forget_states(requests)
     except BaseException:
         _forget_states(requests)
@@ -322,6 +332,12 @@ def submit_many(requests: Sequence[Request], now: float | None = None) -> list[O
         except GameNotFoundError as missing:
             one_by_one.append(missing)
     return one_by_one
+
+
+def _deadlocked(failure: OperationalError) -> bool:
+    """Whether PostgreSQL chose ``failure``'s statement to break a deadlock (it wrote
+    nothing)."""
+    return getattr(failure.__cause__, "sqlstate", None) == "40P01"
 
 
 class _NeedsTransaction(Exception):
@@ -384,11 +400,11 @@ def _write(
     publish_events: bool,
     sink: _Rows | None = None,
 ) -> Outcome:
-    """Decide and append one request in the caller's transaction. ``working`` holds the
-    states this transaction has written (and gets this request's); ``latest`` the locked
-    rows' last seqs (see ``_lock_games``). Raises ``IntegrityError`` when another writer took
-    the next seq or the command id is recorded already, ``GameNotFoundError`` for a game
-    without a log."""
+    """Decide and append one request in the caller's transaction (or in the batch's one
+    statement, with a ``sink`` that goes alone). ``working`` holds the states this batch has
+    written (and gets this request's); ``latest`` the locked rows' last seqs (see
+    ``_lock_games``). Raises ``IntegrityError`` when another writer took the next seq or the
+    command id is recorded already, ``GameNotFoundError`` for a game without a log."""
     game_id, command = request.game_id, request.command
     trusted = working.get(game_id)
     cached = trusted if trusted is not None else state_cache.get(game_id)
@@ -548,11 +564,14 @@ class _Rows:
 
     def flush_alone(self) -> None:
         """Write every row as one statement, its own transaction, the games' rows locked
-        first in id order (as ``_lock_games`` does), so that no two writers deadlock. Raises
-        ``_NeedsTransaction`` (writing nothing) for rows that need more than one statement:
-        seats to move, or more rows than one ``INSERT`` takes; ``IntegrityError`` as
-        ``flush`` does."""
+        first in id order (as ``_lock_games`` does). Raises ``_NeedsTransaction`` (writing
+        nothing) for rows that need more than one statement (seats to move, more rows than
+        one ``INSERT`` takes) and for a command record of a game without events here: its
+        foreign key would lock that game's row at the commit, after the others, out of
+        order. Raises ``IntegrityError`` as ``flush`` does."""
         if len(self.events) > INSERT_ROWS or len(self.commands) > INSERT_ROWS:
+            raise _NeedsTransaction
+        if any(row[0] not in self.games for row in self.commands):
             raise _NeedsTransaction
         moves_seats = (e.SeatTaken, e.SeatReleased)
         for _, stored in self.games.values():
@@ -561,9 +580,6 @@ class _Rows:
         events, commands, written = self._take()
         if written:
             _write_together(events, commands, written, locked=True)
-        elif commands:
-            # Only refusals to record: no game row to lock.
-            _insert(GameCommand, COMMAND_FIELDS, commands)
 
     def add(self, game_id: int, after: GameState, stored: list[StoredEvent]) -> None:
         self.events.extend((game_id, s.seq, s.event.TYPE, s.payload) for s in stored)
@@ -717,8 +733,12 @@ def _run(statement: str, params: Sequence[Any], fetch: bool = False) -> list[tup
     half the thread's time (``bench/README.md``). Not where queries are logged (``DEBUG``,
     Django's query-counting tools), whose log formats statements with ``%s``."""
     if connection.vendor == "postgresql" and not connection.queries_logged:
+        # What Django's ``connection.cursor()`` does before making its own cursor.
+        connection.close_if_health_check_failed()
         connection.ensure_connection()
-        raw = _psycopg().RawCursor(connection.connection)
+        connection.validate_thread_sharing()
+        with connection.wrap_database_errors:
+            raw = _psycopg().RawCursor(connection.connection)
         cursor = connection.make_cursor(raw)
         statement = _numbered(statement)
     else:
@@ -734,7 +754,7 @@ def _psycopg() -> Any:
     return importlib.import_module("psycopg")
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)
 def _numbered(statement: str) -> str:
     """``statement`` with its ``%s`` placeholders numbered ``$1, $2, ...`` for PostgreSQL."""
     pieces = statement.split("%s")

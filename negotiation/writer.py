@@ -45,8 +45,8 @@ MAX_BATCH = 64
 #: as much per command as a batch of eight (``bench/README.md``). A command that finds its
 #: lane idle for longer is written at once.
 MIN_BATCH_INTERVAL = 0.003
-#: The same with PostgreSQL: a batch costs a round trip (four when it needs a transaction,
-#: ``services.submit_many``) and a commit besides its commands, and two
+#: The same with PostgreSQL: a batch costs a round trip and a commit besides its commands
+#: (four round trips when it needs a transaction, ``services.submit_many``), and two
 #: server processes each see half the commands, so their batches would hold half as many.
 #: Two processes, 100 games at 8 commands per game per second: 0.7 of a core of servers
 #: against 0.8-0.9 with 3 ms, p99 24-34 ms against 27-40 (``bench/README.md``).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, connection
@@ -52,7 +53,6 @@ def race(code: str, writers: int, each: int) -> None:
     game = services.game_by_code(code)
     services.submit(game_id=game.pk, command=c.StartGame(c.INSTRUCTOR), issuer="test")
     chiefs = ["A-chief", "B-chief"]
-    barrier = threading.Barrier(writers)
     conflicts = 0
     refused: list[Any] = []
     lock = threading.Lock()
@@ -70,26 +70,18 @@ def race(code: str, writers: int, each: int) -> None:
     services._append = counting_append
 
     def writer(number: int) -> None:
-        barrier.wait()
-        try:
-            for line in range(each):
-                outcome = services.submit(
-                    game_id=game.pk,
-                    command=c.Chat(chiefs[number % 2], "table", f"writer {number} line {line}"),
-                    issuer=f"writer-{number}",
-                    client_id=f"line-{line}",
-                )
-                if not outcome.accepted:
-                    with lock:
-                        refused.append(outcome.code)
-        finally:
-            connection.close()
+        for line in range(each):
+            outcome = services.submit(
+                game_id=game.pk,
+                command=c.Chat(chiefs[number % 2], "table", f"writer {number} line {line}"),
+                issuer=f"writer-{number}",
+                client_id=f"line-{line}",
+            )
+            if not outcome.accepted:
+                with lock:
+                    refused.append(outcome.code)
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _at_once(writer, writers)
     seqs = list(GameEvent.objects.filter(game=game).order_by("seq").values_list("seq", flat=True))
     chats = GameEvent.objects.filter(game=game, type="chat_posted").count()
     print(
@@ -103,6 +95,25 @@ def race(code: str, writers: int, each: int) -> None:
             }
         )
     )
+
+
+def _at_once(writer: Callable[[int], None], count: int) -> None:
+    """``writer(0)`` to ``writer(count - 1)``, each in a thread of its own, all let go at once;
+    each thread closes its database connection. Returns when all are done."""
+    barrier = threading.Barrier(count)
+
+    def run(number: int) -> None:
+        barrier.wait()
+        try:
+            writer(number)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def stale_writer(code: str) -> None:
@@ -214,8 +225,10 @@ def batch_of_games(codes: list[str]) -> None:
     with connection.execute_wrapper(record):
         results += services.submit_many(larger)
     larger_placeholders = placeholders[:]
-    with CaptureQueriesContext(connection) as captured:
+    placeholders.clear()
+    with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(record):
         results += services.submit_many(logged)
+    logged_placeholders = placeholders[:]
     requests = big + small + larger + logged
     rows = {
         game.code: {
@@ -256,6 +269,7 @@ def batch_of_games(codes: list[str]) -> None:
                 "small_batch_statements": statements[: len(small_placeholders)],
                 "small_batch_placeholders": small_placeholders,
                 "larger_batch_placeholders": larger_placeholders,
+                "logged_batch_placeholders": logged_placeholders,
                 "logged_batch_statements": [
                     query["sql"].split(None, 1)[0].upper() for query in captured.captured_queries
                 ],
@@ -277,7 +291,9 @@ def one_statement_batches(codes: list[str]) -> None:
     statements: list[str] = []
 
     def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        statements.append(sql.split(None, 1)[0].upper())
+        # The batch's own statement locks the games itself.
+        alone = "+locked" if sql.startswith("WITH locked AS (") else ""
+        statements.append(sql.split(None, 1)[0].upper() + alone)
         return execute(sql, params, many, context)
 
     def chat(game_id: int, text: str, issuer: str = "p") -> Request:
@@ -295,9 +311,15 @@ def one_statement_batches(codes: list[str]) -> None:
     report: dict[str, Any] = {"vendor": connection.vendor}
     # States this process holds: one statement.
     report["cached"] = batch([chat(first, "one"), chat(second, "two"), chat(first, "three")])
-    # A refusal confirmed against the log of a game with no rows in the batch yet: still one.
+    # A refusal confirmed against the log of a game with no rows in the batch yet, in a game
+    # the batch writes to: still one statement.
     report["refused_first"] = batch(
-        [Request(first, c.Accept("A-chief", 999), "p", "p-accept"), chat(second, "four")]
+        [Request(first, c.Accept("A-chief", 999), "p", "p-accept"), chat(first, "four")]
+    )
+    # A refusal in a game the batch writes nothing to: a transaction (its record's foreign key
+    # would lock that game after the others).
+    report["refused_elsewhere"] = batch(
+        [Request(first, c.Accept("A-chief", 999), "p", "p-accept-1"), chat(second, "four")]
     )
     # A refusal after an earlier command of the same game in the batch: a transaction.
     report["refused_after_write"] = batch(
@@ -328,29 +350,35 @@ def one_statement_batches(codes: list[str]) -> None:
     report["stale"] = batch([chat(first, "seven"), chat(second, "eight")])
     # Writers of batches over the same games, in different orders, at once.
     writers, batches = 4, 15
-    barrier = threading.Barrier(writers)
     failures: list[str] = []
     refused: list[Any] = []
 
     def writer(number: int) -> None:
         games = [first, second, third][number % 3 :] + [first, second, third][: number % 3]
-        barrier.wait()
         try:
             for n in range(batches):
                 requests = [chat(g, f"w{number}-{n}-{g}", f"w{number}") for g in games]
-                for result in services.submit_many(requests):
-                    if not getattr(result, "accepted", False):
+                if n % 3 == 0:
+                    # Refusals too: with a chat in their game (one statement), and alone in
+                    # two games (a transaction).
+                    requests.append(
+                        Request(games[0], c.Accept("A-chief", 999), "r", f"{number}-{n}")
+                    )
+                    only_refusals = [
+                        Request(g, c.Accept("A-chief", 999), "q", f"{number}-{n}-{g}")
+                        for g in (games[2], games[0])
+                    ]
+                    for result in services.submit_many(only_refusals):
+                        if getattr(result, "accepted", None) is not False:
+                            refused.append(repr(result))
+                for request, result in zip(requests, services.submit_many(requests), strict=True):
+                    expected = isinstance(request.command, c.Chat)
+                    if getattr(result, "accepted", None) is not expected:
                         refused.append(repr(result))
         except Exception as failure:
             failures.append(repr(failure))
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _at_once(writer, writers)
     report["writers"] = {"failures": failures, "refused": refused}
     report["games"] = {
         str(game_id): {

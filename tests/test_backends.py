@@ -161,6 +161,7 @@ def test_a_batch_of_several_games_is_written_and_projected_on_each_database(
         assert result["larger_batch_placeholders"] == ["$n"]
         # With the queries logged, which formats statements with ``%s``: the usual cursor.
         assert result["logged_batch_statements"] == ["WITH"]
+        assert result["logged_batch_placeholders"] == ["%s"]
     else:
         # SQLite: the write lock taken when the transaction begins (no row locks).
         assert result["small_batch_statements"] == ["BEGIN", "INSERT", "INSERT", "UPDATE"]
@@ -172,6 +173,7 @@ def test_a_batch_of_several_games_is_written_and_projected_on_each_database(
             "UPDATE",
             "COMMIT",
         ]
+        assert result["logged_batch_placeholders"] == ["none", "%s", "%s", "%s"]
 
 
 def test_a_writer_with_a_stale_state_collides_reloads_and_applies_once() -> None:
@@ -222,7 +224,10 @@ def test_batches_on_postgresql_go_as_one_statement_when_the_process_holds_their_
     time, each once; writers of batches over the same games at once neither deadlock nor
     lose a line."""
     with postgres_database() as url:
-        env = server_env(DATABASE_URL=url)
+        # DEBUG off, as deployed: the statements go with PostgreSQL's own placeholders.
+        env = server_env(
+            DATABASE_URL=url, DJANGO_DEBUG="false", DJANGO_SECRET_KEY="batch-test-" + "k" * 40
+        )
         manage(env, "migrate", "--noinput")
         manage(env, "load_scenarios")
         codes = [create_game(env, "gatt")["code"] for _ in range(3)]
@@ -236,22 +241,28 @@ def test_batches_on_postgresql_go_as_one_statement_when_the_process_holds_their_
             )
         )
     assert result["vendor"] == "postgresql"
-    assert result["cached"] == {"statements": ["WITH"], "accepted": [True, True, True]}
+    # "WITH+locked": the batch's one statement, which locks the games itself.
+    assert result["cached"] == {"statements": ["WITH+locked"], "accepted": [True, True, True]}
+    assert result["single"] == {"statements": ["WITH+locked"], "accepted": [True]}
     # The refusal is checked against the stored log (a read), then the batch is one statement.
     refused_first = result["refused_first"]
     assert refused_first["accepted"] == [False, True]
-    assert refused_first["statements"][-1] == "WITH"
-    assert refused_first["statements"].count("WITH") == 1
+    assert refused_first["statements"][-1] == "WITH+locked"
+    assert "WITH" not in refused_first["statements"]
     # In a transaction: the row locks first, then the rows.
-    for name in ("refused_after_write", "seat"):
-        assert result[name]["statements"][:2] == ["SELECT", "WITH"], name
+    for name in ("refused_elsewhere", "refused_after_write", "seat"):
+        statements = result[name]["statements"]
+        assert statements[0] == "SELECT", name
+        assert "WITH" in statements and "WITH+locked" not in statements, name
+    assert result["refused_elsewhere"]["accepted"] == [False, True]
     assert result["refused_after_write"]["accepted"] == [True, False]
     assert result["seat"]["accepted"] == [True, True]
-    # The overtaken state: the statement fails, then each command alone (locks first).
+    # The overtaken state: the statement fails, then a transaction checks it against the row.
     stale = result["stale"]
     assert stale["accepted"] == [True, True]
-    assert stale["statements"][0] == "WITH"
-    assert stale["statements"].count("WITH") == 3
+    assert stale["statements"][0] == "WITH+locked"
+    assert stale["statements"][1] == "SELECT"
+    assert stale["statements"].count("WITH") == 1
     assert result["writers"] == {"failures": [], "refused": []}
     first, second, third = (result["games"][key] for key in sorted(result["games"], key=int))
     for game in (first, second, third):
@@ -266,11 +277,11 @@ def test_batches_on_postgresql_go_as_one_statement_when_the_process_holds_their_
     assert [t for t in first["texts"] if not t.startswith("w")] == [
         "one",
         "three",
+        "four",
         "five",
         "other",
         "seven",
     ]
-    assert result["single"] == {"statements": ["WITH"], "accepted": [True]}
     assert [t for t in second["texts"] if not t.startswith("w")] == [
         "two",
         "four",
