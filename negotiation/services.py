@@ -14,7 +14,6 @@ All functions here are synchronous (database work); async code calls them throug
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import random
 import secrets
@@ -26,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import IntegrityError, OperationalError, connection, models, transaction
@@ -738,7 +738,7 @@ def _run(statement: str, params: Sequence[Any], fetch: bool = False) -> list[tup
         connection.ensure_connection()
         connection.validate_thread_sharing()
         with connection.wrap_database_errors:
-            raw = _psycopg().RawCursor(connection.connection)
+            raw: Any = psycopg.RawCursor(connection.connection)
         cursor = connection.make_cursor(raw)
         statement = _numbered(statement)
     else:
@@ -746,12 +746,6 @@ def _run(statement: str, params: Sequence[Any], fetch: bool = False) -> list[tup
     with cursor:
         cursor.execute(statement, params)
         return cursor.fetchall() if fetch else []
-
-
-@functools.cache
-def _psycopg() -> Any:
-    # Imported on first use: a deployment on SQLite need not install it.
-    return importlib.import_module("psycopg")
 
 
 @functools.lru_cache(maxsize=256)

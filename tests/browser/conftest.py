@@ -24,7 +24,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.live import ROOT, Server, manage, server_env, start_server
+from tests.live import ROOT, Server, manage, postgres_database, server_env, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -62,8 +62,8 @@ class Site:
         return self.server.base
 
 
-def _site(tmp: Path) -> Iterator[Site]:
-    env = server_env(DATABASE_URL=f"sqlite:///{tmp / 'browser.sqlite3'}")
+def _site(tmp: Path, database_url: str | None = None) -> Iterator[Site]:
+    env = server_env(DATABASE_URL=database_url or f"sqlite:///{tmp / 'browser.sqlite3'}")
     manage(env, "migrate", "--noinput")
     manage(env, "load_scenarios")
     site = Site(env, start_server(env, tmp, "browser"), tmp)
@@ -83,6 +83,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 def own_site(tmp_path: Path) -> Iterator[Site]:
     """A server of the test's own (for tests that stop and restart it)."""
     yield from _site(tmp_path)
+
+
+@pytest.fixture
+def postgres_site(tmp_path: Path) -> Iterator[Site]:
+    """A server of the test's own on a new PostgreSQL database (dropped afterwards)."""
+    with postgres_database() as url:
+        yield from _site(tmp_path, url)
 
 
 # Module-scoped: Playwright's sync driver keeps an event loop of its own, which must be gone

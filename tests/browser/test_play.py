@@ -7,6 +7,7 @@ and B3 75 > 73 (all yes). The chiefs: A (4, 8) gets 80 > 60, B (8, 4) gets 80 > 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -259,6 +260,36 @@ def test_the_page_reconnects_by_itself_and_sends_what_waited(
     expect(lines).to_have_count(1)
     shots(chief, "reconnected-phone")
     assert os.path.exists(own_site.logs)
+
+
+def test_a_chief_on_a_phone_plays_against_bots_on_postgresql(
+    postgres_site: Site, people: People
+) -> None:
+    """The server on PostgreSQL, where the writer sends a batch decided from the states it
+    holds as one statement and seat moves in a transaction: the chief's line is stored once,
+    and a reload shows it from the log."""
+    chief = _chief_on_a_phone_against_bots(postgres_site, people, "gatt")
+    chief.get_by_test_id("chat-tab-table").click()
+    for text in ("Hello from PostgreSQL.", "And a second line."):
+        chief.get_by_test_id("chat-input-table").fill(text)
+        chief.get_by_test_id("chat-send-table").click()
+        expect(chief.get_by_test_id("chat-log-table").get_by_text(text)).to_have_count(1)
+    chief.reload()
+    live(chief)
+    chief.get_by_test_id("chat-tab-table").click()
+    for text in ("Hello from PostgreSQL.", "And a second line."):
+        expect(chief.get_by_test_id("chat-log-table").get_by_text(text)).to_have_count(1)
+    stored = manage(
+        postgres_site.env,
+        "shell",
+        "-c",
+        "import json; from django.db import connection; from negotiation.models import GameEvent; "
+        "print(json.dumps([connection.vendor, list(GameEvent.objects.filter(type='chat_posted')"
+        ".values_list('payload__text', flat=True))]))",
+    )
+    vendor, texts = json.loads(stored.strip().splitlines()[-1])
+    assert vendor == "postgresql"
+    assert texts.count("Hello from PostgreSQL.") == texts.count("And a second line.") == 1
 
 
 def test_a_deadline_that_passed_while_the_server_was_down_ends_the_attempt_when_it_is_back(
